@@ -190,15 +190,14 @@ class DeviceClient:
 
     async def update_push_token(
         self,
-        push_token: str,
-        *,
-        platform: Platform | None = None,
+        platform: Platform,
+        push_token: str | None = None,
         app_bundle_id: str | None = None,
     ) -> None:
         """``PUT /v1/device/push-token`` (None fields are left out)."""
         body: JSONDict = {
-            "push_token": push_token,
             "platform": platform,
+            "push_token": push_token,
             "app_bundle_id": app_bundle_id,
         }
         body = {k: v for k, v in body.items() if v is not None}

@@ -244,12 +244,12 @@ async def test_push_token_update_and_removal(base_url: str, endpoint: DeviceEndp
     """Token updates send only given fields; removal forgets the device secret."""
     async with DeviceClient(base_url) as device:
         await device.enroll(CODE)
-        await device.update_push_token("tok", platform="fcm")
+        await device.update_push_token("fcm", "tok")
         await device.remove()
         assert device.credentials is None
     assert endpoint.requests[-2] == (
         "PUT",
         "/v1/device/push-token",
-        {"push_token": "tok", "platform": "fcm"},
+        {"platform": "fcm", "push_token": "tok"},
     )
     assert endpoint.requests[-1][:2] == ("DELETE", "/v1/device")
