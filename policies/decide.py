@@ -98,18 +98,26 @@ def extended_deadline(deadline: float | None, days: int, now: float) -> float:
 
 
 def days_remaining(deadline: float, now: float) -> int:
-    """Whole days left until ``deadline``, rounded up; 0 at and after it."""
-    return max(0, math.ceil((deadline - now) / DAY_SECONDS))
+    """Whole days left until ``deadline``, rounded up; 0 at and after it.
+
+    Exact for float inputs (``divmod`` splits the time left without rounding), so it agrees
+    with :func:`reminder_due` (due exactly when 1 day remains) and :func:`expiry_due`.
+    """
+    left = deadline - now
+    if left <= 0:
+        return 0
+    whole, rest = divmod(left, DAY_SECONDS)
+    return int(whole) + (1 if rest > 0 else 0)
 
 
 def reminder_due(deadline: float, now: float) -> bool:
-    """True within the last 24 hours before ``deadline`` (``deadline - 24 h <= now < deadline``)."""
-    return deadline - REMINDER_LEAD_SECONDS <= now < deadline
+    """True within the last 24 hours: more than 0 and at most 24 h left before ``deadline``."""
+    return 0 < deadline - now <= REMINDER_LEAD_SECONDS
 
 
 def expiry_due(deadline: float, now: float) -> bool:
     """True at and after ``deadline``."""
-    return now >= deadline
+    return deadline - now <= 0
 
 
 @dataclass(frozen=True, slots=True)
