@@ -100,8 +100,8 @@ def extended_deadline(deadline: float | None, days: int, now: float) -> float:
 def days_remaining(deadline: float, now: float) -> int:
     """Whole days left until ``deadline``, rounded up; 0 at and after it.
 
-    Exact for float inputs (``divmod`` splits the time left without rounding), so it agrees
-    with :func:`reminder_due` (due exactly when 1 day remains) and :func:`expiry_due`.
+    Counted exactly from ``deadline - now`` (``divmod`` does not round), so it agrees with
+    :func:`reminder_due` (due exactly when 1 day remains) and :func:`expiry_due` (0 days).
     """
     left = deadline - now
     if left <= 0:
@@ -150,17 +150,14 @@ def mfa_status(
     The deadline and days are reported only while MFA is required and no factor is active.
     """
     enrolled = has_push or totp_status == "active"
-    pending_period = mfa_required and not enrolled
-    shown = deadline if pending_period else None
+    shown = deadline if mfa_required and not enrolled else None
     days = None if shown is None else days_remaining(shown, now)
     state: EnrollmentState
     if locked:
         state = "locked"
     elif enrolled:
         state = "enrolled"
-    elif not mfa_required:
-        state = "grace"
-    elif deadline is None or expiry_due(deadline, now):
+    elif mfa_required and (deadline is None or expiry_due(deadline, now)):
         state = "expired"
     else:
         state = "grace"
