@@ -1,0 +1,263 @@
+"""Challenge records in Redis: create, read, answer, end, progress and sweeps."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from approvals.ids import shard_of
+from approvals.store import keys
+from approvals.store.backend import Backend, decode_hash
+from policies.policy import Policy
+
+
+@dataclass(frozen=True, slots=True)
+class NewChallenge:
+    """Everything the create script needs, decided by the caller beforehand."""
+
+    challenge_id: str
+    tenant: str
+    user_id: str
+    resource: str
+    app_name: str
+    context: dict[str, Any]
+    number_matching: bool
+    number: str
+    nonce: str
+    watch_digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class CreateOutcome:
+    """What the create script decided: ``created`` | ``deduplicated`` | ``throttled`` |
+    ``user_locked`` | ``push_blocked`` | ``no_push_device``."""
+
+    result: str
+    devices: int = 0
+    existing_id: str | None = None
+    retry_after_ms: int | None = None
+    why: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EndOutcome:
+    """What an end or answer script decided, with the record after the step."""
+
+    result: str  # ok | not_found | expired | decided | pending | sign_count
+    record: dict[str, str]
+
+
+class ChallengeStore:
+    """The only code that touches challenge keys."""
+
+    def __init__(self, backend: Backend) -> None:
+        self._b = backend
+
+    def shard(self, challenge_id: str) -> int | None:
+        """The shard an id encodes (None for a malformed id)."""
+        return shard_of(challenge_id, self._b.shards)
+
+    def channel(self, challenge_id: str) -> str | None:
+        """The pub/sub channel that carries a challenge's progress."""
+        shard = self.shard(challenge_id)
+        return None if shard is None else keys.challenge_channel(shard, challenge_id)
+
+    async def create(self, new: NewChallenge, policy: Policy, now_ms: int) -> CreateOutcome:
+        """Run the atomic create step (one round trip)."""
+        uk = self._b.user_keys(new.tenant, new.user_id)
+        shard = uk.shard
+        reply = await self._b.scripts.create_challenge(
+            keys=[
+                uk.user,
+                uk.active_devices,
+                uk.dedupe(new.resource),
+                keys.challenge(shard, new.challenge_id),
+                uk.pending,
+                uk.push_window,
+                keys.jobs(shard),
+                keys.outbox(shard),
+                keys.expiry_index(shard),
+            ],
+            args=[
+                now_ms,
+                new.challenge_id,
+                policy.push_ttl_seconds * 1000,
+                policy.dedupe_seconds * 1000,
+                policy.result_retention_seconds * 1000,
+                policy.max_pushes_per_window,
+                policy.push_window_seconds * 1000,
+                policy.max_unanswered_pushes,
+                new.tenant,
+                new.user_id,
+                new.resource,
+                new.app_name,
+                json.dumps(new.context, separators=(",", ":")),
+                "1" if new.number_matching else "0",
+                new.number,
+                new.nonce,
+                new.watch_digest,
+                self._b.jobs_maxlen,
+                self._b.outbox_maxlen,
+            ],
+        )
+        result = str(reply[0])
+        if result == "created":
+            return CreateOutcome(result, devices=int(reply[1]))
+        if result == "deduplicated":
+            return CreateOutcome(result, existing_id=str(reply[1]))
+        if result == "no_push_device":
+            return CreateOutcome(result)
+        why = str(reply[2]) if len(reply) > 2 else None
+        return CreateOutcome(result, retry_after_ms=int(reply[1]), why=why)
+
+    async def get(self, challenge_id: str) -> dict[str, str] | None:
+        """The raw record, or None when the id is malformed or the record is gone."""
+        shard = self.shard(challenge_id)
+        if shard is None:
+            return None
+        record = decode_hash(await self._b.redis.hgetall(keys.challenge(shard, challenge_id)))
+        return record or None
+
+    def _end_keys(self, record: dict[str, str], shard: int) -> list[str]:
+        uk = self._b.user_keys(record["tenant"], record["user_id"])
+        return [
+            keys.challenge(shard, record["id"]),
+            uk.pending,
+            keys.expiry_index(shard),
+            keys.outbox(shard),
+            keys.jobs(shard),
+            uk.user,
+        ]
+
+    async def answer(
+        self,
+        record: dict[str, str],
+        *,
+        device_id: str,
+        status: str,
+        reason: str | None,
+        sign_count: int,
+        policy: Policy,
+        now_ms: int,
+    ) -> EndOutcome:
+        """Apply a verified device answer; the script decides if it is the first."""
+        shard = self.shard(record["id"])
+        assert shard is not None
+        uk = self._b.user_keys(record["tenant"], record["user_id"])
+        reply = await self._b.scripts.answer_challenge(
+            keys=[*self._end_keys(record, shard), keys.device(shard, device_id)],
+            args=[
+                now_ms,
+                record["tenant"],
+                record["user_id"],
+                device_id,
+                status,
+                reason or "",
+                sign_count,
+                policy.result_retention_seconds * 1000,
+                policy.fraud_block_seconds * 1000,
+                keys.challenge_channel(shard, record["id"]),
+                uk.device_channel,
+                self._b.outbox_maxlen,
+                self._b.jobs_maxlen,
+            ],
+        )
+        return _end_outcome(reply)
+
+    async def end(
+        self,
+        record: dict[str, str],
+        *,
+        status: str,
+        reason: str | None,
+        method: str | None,
+        retention_s: int,
+        now_ms: int,
+        tenant: str = "",
+    ) -> EndOutcome:
+        """End a pending challenge (cancel, TOTP approval) or expire it if due."""
+        shard = self.shard(record["id"])
+        assert shard is not None
+        uk = self._b.user_keys(record["tenant"], record["user_id"])
+        reply = await self._b.scripts.end_challenge(
+            keys=self._end_keys(record, shard),
+            args=[
+                now_ms,
+                tenant,
+                status,
+                reason or "",
+                method or "",
+                retention_s * 1000,
+                keys.challenge_channel(shard, record["id"]),
+                uk.device_channel,
+                self._b.outbox_maxlen,
+                self._b.jobs_maxlen,
+            ],
+        )
+        return _end_outcome(reply)
+
+    async def mark(
+        self,
+        challenge_id: str,
+        *,
+        field: str,
+        message: str,
+        event_type: str,
+        now_ms: int,
+        device_id: str = "",
+    ) -> bool:
+        """Record a progress fact once (``sent_at``, ``delivered_at``, ``seen_at``)."""
+        shard = self.shard(challenge_id)
+        if shard is None:
+            return False
+        done = await self._b.scripts.mark_progress(
+            keys=[keys.challenge(shard, challenge_id), keys.outbox(shard)],
+            args=[
+                now_ms,
+                field,
+                message,
+                event_type,
+                keys.challenge_channel(shard, challenge_id),
+                self._b.outbox_maxlen,
+                device_id,
+            ],
+        )
+        return bool(done)
+
+    async def set_push_error(self, challenge_id: str, error: str) -> None:
+        """Remember the last delivery error on the record (shown to the portal)."""
+        shard = self.shard(challenge_id)
+        if shard is not None:
+            await self._b.redis.hset(keys.challenge(shard, challenge_id), "push_error", error)
+
+    async def pending_for_user(
+        self, tenant: str, user_id: str, now_ms: int
+    ) -> list[dict[str, str]]:
+        """The user's challenges still pending at ``now_ms``, oldest first."""
+        uk = self._b.user_keys(tenant, user_id)
+        ids = await self._b.redis.zrangebyscore(uk.pending, f"({now_ms}", "+inf")
+        if not ids:
+            return []
+        pipe = self._b.redis.pipeline(transaction=False)
+        for cid in ids:
+            pipe.hgetall(keys.challenge(uk.shard, cid))
+        records = [decode_hash(r) for r in await pipe.execute()]
+        return [r for r in records if r.get("status") == "pending"]
+
+    async def due_for_expiry(self, shard: int, now_ms: int, limit: int = 200) -> list[str]:
+        """Ids of the shard's challenges whose deadline has passed."""
+        ids = await self._b.redis.zrangebyscore(
+            keys.expiry_index(shard), "-inf", now_ms, start=0, num=limit
+        )
+        return [str(i) for i in ids]
+
+    async def drop_from_expiry(self, shard: int, challenge_id: str) -> None:
+        """Forget an index entry whose record is already gone."""
+        await self._b.redis.zrem(keys.expiry_index(shard), challenge_id)
+
+
+def _end_outcome(reply: Any) -> EndOutcome:
+    result = str(reply[0])
+    record = decode_hash(reply[1]) if len(reply) > 1 and isinstance(reply[1], list) else {}
+    return EndOutcome(result, record)

@@ -1,0 +1,147 @@
+"""Enrollment codes and device records in Redis."""
+
+from __future__ import annotations
+
+from approvals.ids import shard_of
+from approvals.store import keys
+from approvals.store.backend import Backend, decode_hash
+
+
+class DeviceStore:
+    """The only code that touches enrollment and device keys."""
+
+    def __init__(self, backend: Backend) -> None:
+        self._b = backend
+
+    async def start_enrollment(
+        self,
+        *,
+        tenant: str,
+        user_id: str,
+        enrollment_id: str,
+        code_digest: str,
+        ttl_s: int,
+        now_ms: int,
+    ) -> None:
+        """Store a new single-use enrollment code (by digest) and create the user if new."""
+        uk = self._b.user_keys(tenant, user_id)
+        await self._b.scripts.start_enrollment(
+            keys=[keys.enrollment(uk.shard, code_digest), uk.user],
+            args=[now_ms, ttl_s * 1000, tenant, user_id, enrollment_id],
+        )
+
+    async def get_enrollment(self, shard: int, code_digest: str) -> dict[str, str] | None:
+        """The enrollment record for a code digest, or None when unknown or expired."""
+        record = decode_hash(await self._b.redis.hgetall(keys.enrollment(shard, code_digest)))
+        return record or None
+
+    async def offer_registration(self, shard: int, code_digest: str, challenge: str) -> bool:
+        """Remember a registration challenge for the code; False if the code is gone."""
+        done = await self._b.scripts.offer_enrollment(
+            keys=[keys.enrollment(shard, code_digest)], args=[challenge]
+        )
+        return int(done) == 1
+
+    async def consume_enrollment(
+        self,
+        *,
+        shard: int,
+        code_digest: str,
+        challenge: str,
+        tenant: str,
+        user_id: str,
+        device_id: str,
+        device: dict[str, str],
+        now_ms: int,
+    ) -> bool:
+        """Create the device if, and only if, this call consumes the code."""
+        uk = self._b.user_keys(tenant, user_id)
+        fields: list[str] = []
+        for name, value in device.items():
+            fields += [name, value]
+        done = await self._b.scripts.consume_enrollment(
+            keys=[
+                keys.enrollment(shard, code_digest),
+                uk.user,
+                uk.devices,
+                uk.active_devices,
+                keys.device(uk.shard, device_id),
+                keys.outbox(uk.shard),
+            ],
+            args=[now_ms, challenge, device_id, tenant, user_id, self._b.outbox_maxlen, *fields],
+        )
+        return int(done) == 1
+
+    async def get(self, device_id: str) -> dict[str, str] | None:
+        """A device record by id, or None."""
+        shard = shard_of(device_id, self._b.shards)
+        if shard is None:
+            return None
+        record = decode_hash(await self._b.redis.hgetall(keys.device(shard, device_id)))
+        return record or None
+
+    async def list_for_user(self, tenant: str, user_id: str) -> list[dict[str, str]]:
+        """Every device of a user (removed devices are gone)."""
+        uk = self._b.user_keys(tenant, user_id)
+        ids = sorted(await self._b.redis.smembers(uk.devices))
+        if not ids:
+            return []
+        pipe = self._b.redis.pipeline(transaction=False)
+        for device_id in ids:
+            pipe.hgetall(keys.device(uk.shard, device_id))
+        return [r for r in (decode_hash(x) for x in await pipe.execute()) if r]
+
+    async def active_for_user(self, tenant: str, user_id: str) -> list[dict[str, str]]:
+        """The user's devices that can currently be reached."""
+        uk = self._b.user_keys(tenant, user_id)
+        ids = sorted(await self._b.redis.smembers(uk.active_devices))
+        if not ids:
+            return []
+        pipe = self._b.redis.pipeline(transaction=False)
+        for device_id in ids:
+            pipe.hgetall(keys.device(uk.shard, device_id))
+        return [r for r in (decode_hash(x) for x in await pipe.execute()) if r]
+
+    async def remove(
+        self, *, tenant: str, user_id: str, device_id: str, by: str, now_ms: int
+    ) -> bool:
+        """Delete a device; False when it is not this user's."""
+        uk = self._b.user_keys(tenant, user_id)
+        done = await self._b.scripts.remove_device(
+            keys=[
+                keys.device(uk.shard, device_id),
+                uk.devices,
+                uk.active_devices,
+                keys.outbox(uk.shard),
+            ],
+            args=[now_ms, device_id, tenant, user_id, self._b.outbox_maxlen, by],
+        )
+        return int(done) == 1
+
+    async def set_push_token(
+        self,
+        record: dict[str, str],
+        *,
+        platform: str,
+        push_token: str,
+        app_bundle_id: str,
+        now_ms: int,
+    ) -> bool:
+        """Replace a device's push route and mark it reachable again."""
+        uk = self._b.user_keys(record["tenant"], record["user_id"])
+        done = await self._b.scripts.set_push_token(
+            keys=[keys.device(uk.shard, record["id"]), uk.active_devices],
+            args=[record["id"], platform, push_token, app_bundle_id, now_ms],
+        )
+        return int(done) == 1
+
+    async def invalidate_token(
+        self, record: dict[str, str], *, token: str, reason: str, now_ms: int
+    ) -> bool:
+        """Mark a dead token invalid (once) and emit ``device.token_invalid``."""
+        uk = self._b.user_keys(record["tenant"], record["user_id"])
+        done = await self._b.scripts.invalidate_token(
+            keys=[keys.device(uk.shard, record["id"]), uk.active_devices, keys.outbox(uk.shard)],
+            args=[record["id"], token, now_ms, self._b.outbox_maxlen, reason],
+        )
+        return int(done) == 1

@@ -1,0 +1,111 @@
+"""Redis key and channel names. Every per-user key carries its shard's hash tag ``{pg:<k>}``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+AUTH_TAG = "{pg:auth}"
+
+
+def tag(shard: int) -> str:
+    """The hash tag of a shard: all keys of one user live in one Cluster slot."""
+    return f"{{pg:{shard}}}"
+
+
+@dataclass(frozen=True, slots=True)
+class UserKeys:
+    """The keys of one (tenant, user) in its shard."""
+
+    shard: int
+    tenant: str
+    user_id: str
+
+    @property
+    def _base(self) -> str:
+        return f"{tag(self.shard)}:{self.tenant}:{self.user_id}"
+
+    @property
+    def user(self) -> str:
+        return f"{self._base}:user"
+
+    @property
+    def devices(self) -> str:
+        return f"{self._base}:devices"
+
+    @property
+    def active_devices(self) -> str:
+        return f"{self._base}:active"
+
+    @property
+    def pending(self) -> str:
+        return f"{self._base}:pending"
+
+    @property
+    def push_window(self) -> str:
+        return f"{self._base}:pushes"
+
+    @property
+    def totp_steps(self) -> str:
+        return f"{self._base}:totp_steps"
+
+    @property
+    def device_channel(self) -> str:
+        return f"{self._base}:device_events"
+
+    def dedupe(self, resource: str) -> str:
+        return f"{self._base}:dedupe:{resource}"
+
+
+def challenge(shard: int, challenge_id: str) -> str:
+    return f"{tag(shard)}:challenge:{challenge_id}"
+
+
+def challenge_channel(shard: int, challenge_id: str) -> str:
+    return f"{tag(shard)}:challenge_events:{challenge_id}"
+
+
+def device(shard: int, device_id: str) -> str:
+    return f"{tag(shard)}:device:{device_id}"
+
+
+def enrollment(shard: int, code_digest: str) -> str:
+    return f"{tag(shard)}:enrollment:{code_digest}"
+
+
+def jobs(shard: int) -> str:
+    """The shard's push job stream."""
+    return f"{tag(shard)}:jobs"
+
+
+def outbox(shard: int) -> str:
+    """The shard's audit-event outbox, relayed by the worker to the tenant's event stream."""
+    return f"{tag(shard)}:outbox"
+
+
+def expiry_index(shard: int) -> str:
+    """Pending challenges of the shard by deadline, swept by the worker."""
+    return f"{tag(shard)}:expiry"
+
+
+def tenant(tenant_id: str) -> str:
+    return f"{AUTH_TAG}:tenant:{tenant_id}"
+
+
+def api_key(key_digest: str) -> str:
+    return f"{AUTH_TAG}:key:{key_digest}"
+
+
+def api_key_id(key_id: str) -> str:
+    return f"{AUTH_TAG}:key_id:{key_id}"
+
+
+def policy(tenant_id: str) -> str:
+    return f"{AUTH_TAG}:policy:{tenant_id}"
+
+
+AUTH_CHANGED_CHANNEL = f"{AUTH_TAG}:changed"
+
+
+def tenant_events(tenant_id: str) -> str:
+    """The tenant's capped audit stream (the read side of the outbox)."""
+    return f"{{pg:events:{tenant_id}}}:events"

@@ -1,0 +1,53 @@
+"""Lua scripts: loaded from ``scripts/*.lua`` with the shared library prepended."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from redis.commands.core import AsyncScript
+
+_NAMES = (
+    "create_challenge",
+    "answer_challenge",
+    "end_challenge",
+    "mark_progress",
+    "start_enrollment",
+    "offer_enrollment",
+    "consume_enrollment",
+    "remove_device",
+    "set_push_token",
+    "invalidate_token",
+)
+
+
+def script_source(name: str, *, cluster: bool) -> str:
+    """The full source of one script: the library with PUB bound, then the script body."""
+    folder = resources.files("approvals.store") / "scripts"
+    lib = (folder / "_lib.lua").read_text()
+    body = (folder / f"{name}.lua").read_text()
+    pub = "SPUBLISH" if cluster else "PUBLISH"
+    return f"local PUB = '{pub}'\n{lib}\n{body}"
+
+
+@dataclass(frozen=True)
+class Scripts:
+    """Registered scripts; each call is one EVALSHA (re-loaded by redis-py if flushed)."""
+
+    create_challenge: AsyncScript
+    answer_challenge: AsyncScript
+    end_challenge: AsyncScript
+    mark_progress: AsyncScript
+    start_enrollment: AsyncScript
+    offer_enrollment: AsyncScript
+    consume_enrollment: AsyncScript
+    remove_device: AsyncScript
+    set_push_token: AsyncScript
+    invalidate_token: AsyncScript
+
+    @classmethod
+    def register(cls, client: Any, *, cluster: bool) -> Scripts:
+        """Register every script with ``client`` (no round trip until first use)."""
+        loaded = {n: client.register_script(script_source(n, cluster=cluster)) for n in _NAMES}
+        return cls(**loaded)

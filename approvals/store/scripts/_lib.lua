@@ -1,0 +1,44 @@
+-- Shared helpers, prepended to every script (scripts cannot call each other).
+-- PUB is substituted at load time: PUBLISH on one node, SPUBLISH on Redis Cluster.
+
+local function event(outbox, maxlen, etype, tenant, user_id, challenge_id, device_id, now, data)
+  redis.call('XADD', outbox, 'MAXLEN', '~', maxlen, '*',
+    'type', etype, 'tenant', tenant, 'user_id', user_id,
+    'challenge_id', challenge_id or '', 'device_id', device_id or '',
+    'at', tostring(now), 'data', data or '{}')
+end
+
+-- End a pending challenge: record the outcome, drop it from the pending indexes, keep it
+-- readable for the retention time, wake every waiter and ask the worker to replace the
+-- prompt on the user's other devices.
+-- k = {ch, pend, exp, outbox, jobs}; a = {now, status, reason, method, device_id, retention_ms,
+--      chan, dchan, outbox_maxlen, jobs_maxlen}
+local function finish(k, a)
+  local cid = redis.call('HGET', k.ch, 'id')
+  local rec = redis.call('HMGET', k.ch, 'tenant', 'user_id')
+  redis.call('HSET', k.ch, 'status', a.status, 'decided_at', tostring(a.now),
+    'reason', a.reason or '', 'method', a.method or '', 'device_id', a.device_id or '')
+  redis.call('PEXPIRE', k.ch, a.retention_ms)
+  redis.call('ZREM', k.pend, cid)
+  redis.call('ZREM', k.exp, cid)
+  redis.call(PUB, a.chan, 'ended')
+  redis.call(PUB, a.dchan, cjson.encode({type = 'ended', id = cid, status = a.status}))
+  local etype = 'challenge.' .. a.status
+  if a.status == 'fraud' then etype = 'challenge.fraud_reported' end
+  event(k.outbox, a.outbox_maxlen, etype, rec[1], rec[2], cid, a.device_id, a.now,
+    cjson.encode({reason = a.reason or '', method = a.method or ''}))
+  redis.call('XADD', k.jobs, 'MAXLEN', '~', a.jobs_maxlen, '*',
+    'kind', 'ended', 'cid', cid, 'device_id', a.device_id or '')
+end
+
+-- Expire the challenge if its deadline passed while it was still pending. Returns true if so.
+local function expire_if_due(k, a)
+  local st = redis.call('HMGET', k.ch, 'status', 'expires_at')
+  if st[1] == 'pending' and a.now >= tonumber(st[2]) then
+    finish(k, {now = a.now, status = 'expired', reason = 'ttl', method = '', device_id = '',
+      retention_ms = a.retention_ms, chan = a.chan, dchan = a.dchan,
+      outbox_maxlen = a.outbox_maxlen, jobs_maxlen = a.jobs_maxlen})
+    return true
+  end
+  return false
+end

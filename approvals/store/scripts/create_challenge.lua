@@ -1,0 +1,64 @@
+-- Create a challenge: lock and fraud checks, per-resource dedupe, fatigue caps, the record,
+-- the indexes, the push job and the audit event, all in one atomic step.
+-- KEYS: 1 user, 2 active devices, 3 dedupe, 4 challenge, 5 pending, 6 push window,
+--       7 jobs, 8 outbox, 9 expiry index
+-- ARGV: 1 now_ms, 2 cid, 3 ttl_ms, 4 dedupe_ms, 5 retention_ms, 6 max_pushes, 7 window_ms,
+--       8 max_unanswered, 9 tenant, 10 user_id, 11 resource, 12 app_name, 13 ctx_json,
+--       14 number_matching, 15 number, 16 nonce, 17 watch_digest, 18 jobs_maxlen,
+--       19 outbox_maxlen
+local now = tonumber(ARGV[1])
+local cid, ttl, dedupe = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local tenant, user_id = ARGV[9], ARGV[10]
+local outbox_maxlen = ARGV[19]
+
+local user = redis.call('HMGET', KEYS[1], 'locked', 'locked_until', 'fraud_until', 'unanswered')
+if user[1] == '1' then
+  local until_ms = tonumber(user[2] or '0')
+  if until_ms == 0 then return {'user_locked', '0'} end
+  if until_ms > now then return {'user_locked', tostring(until_ms - now)} end
+end
+if user[3] and tonumber(user[3]) > now then
+  return {'push_blocked', tostring(tonumber(user[3]) - now)}
+end
+
+redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
+local previous = redis.call('GET', KEYS[3])
+if previous then
+  if redis.call('ZSCORE', KEYS[5], previous) then return {'deduplicated', previous} end
+  return {'throttled', tostring(redis.call('PTTL', KEYS[3])), 'dedupe'}
+end
+
+local devices = redis.call('SCARD', KEYS[2])
+if devices == 0 then return {'no_push_device'} end
+
+local window = tonumber(ARGV[7])
+redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now - window)
+if redis.call('ZCARD', KEYS[6]) >= tonumber(ARGV[6]) then
+  local oldest = redis.call('ZRANGE', KEYS[6], 0, 0, 'WITHSCORES')
+  event(KEYS[8], outbox_maxlen, 'challenge.throttled', tenant, user_id, '', '', now,
+    cjson.encode({reason = 'max_pushes_per_window', resource = ARGV[11]}))
+  return {'throttled', tostring(tonumber(oldest[2]) + window - now), 'window'}
+end
+if tonumber(user[4] or '0') >= tonumber(ARGV[8]) then
+  event(KEYS[8], outbox_maxlen, 'challenge.throttled', tenant, user_id, '', '', now,
+    cjson.encode({reason = 'max_unanswered_pushes', resource = ARGV[11]}))
+  return {'throttled', tostring(window), 'unanswered'}
+end
+
+local expires = now + ttl
+redis.call('HSET', KEYS[4], 'id', cid, 'tenant', tenant, 'user_id', user_id,
+  'resource', ARGV[11], 'app_name', ARGV[12], 'ctx', ARGV[13], 'nm', ARGV[14],
+  'number', ARGV[15], 'nonce', ARGV[16], 'watch', ARGV[17], 'status', 'pending',
+  'created_at', tostring(now), 'expires_at', tostring(expires), 'devices', tostring(devices))
+redis.call('PEXPIRE', KEYS[4], ttl + tonumber(ARGV[5]))
+if dedupe > 0 then redis.call('SET', KEYS[3], cid, 'PX', dedupe) end
+redis.call('ZADD', KEYS[5], expires, cid)
+redis.call('PEXPIRE', KEYS[5], ttl + tonumber(ARGV[5]))
+redis.call('ZADD', KEYS[6], now, cid)
+redis.call('PEXPIRE', KEYS[6], window)
+redis.call('HINCRBY', KEYS[1], 'unanswered', 1)
+redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[18], '*', 'kind', 'challenge', 'cid', cid)
+redis.call('ZADD', KEYS[9], expires, cid)
+event(KEYS[8], outbox_maxlen, 'challenge.created', tenant, user_id, cid, '', now,
+  cjson.encode({resource = ARGV[11], app_name = ARGV[12]}))
+return {'created', tostring(devices)}

@@ -1,0 +1,89 @@
+"""``create_app``: the one seam that tests, the demo and ``pushgate serve`` build the gateway with."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import WSCloseCode, web
+
+from approvals.store import keys
+from approvals.store.backend import Backend, connect
+from approvals.store.challenges import ChallengeStore
+from approvals.store.devices import DeviceStore
+from approvals.store.tenants import TenantStore
+from approvals.store.users import UserStore
+from gateway import admin, challenges, device, enrollment, ops, users
+from gateway.bodies import MAX_BODY_BYTES
+from gateway.caches import AuthCache, PolicyCache
+from gateway.metrics import GatewayMetrics
+from gateway.middleware import problem_middleware
+from gateway.services import SERVICES, Clock, Services, system_clock
+from gateway.waiters import Hub
+from pushgate.settings import Settings, SettingsError
+
+
+def build_services(settings: Settings, clock: Clock | None = None) -> Services:
+    """Wire the stores, caches and hub for one app (nothing connects yet)."""
+    if settings.redis_url is None:
+        raise SettingsError("PUSHGATE_REDIS_URL is not set")
+    settings.secret_key_bytes  # noqa: B018 - fail early without a secret key
+    backend: Backend = connect(
+        settings.redis_url,
+        cluster=settings.redis_cluster,
+        shards=settings.shards,
+        events_maxlen=settings.events_maxlen,
+    )
+    tenants = TenantStore(backend)
+    auth_cache = AuthCache(tenants)
+    policy_cache = PolicyCache(tenants)
+
+    def on_change(message: str) -> None:
+        auth_cache.forget(message)
+        policy_cache.on_change_notice(message)
+
+    hub = Hub(
+        backend.redis,
+        sharded=settings.redis_cluster,
+        listeners={keys.AUTH_CHANGED_CHANNEL: on_change},
+    )
+    return Services(
+        settings=settings,
+        backend=backend,
+        clock=clock or system_clock,
+        hub=hub,
+        metrics=GatewayMetrics(),
+        auth_cache=auth_cache,
+        policy_cache=policy_cache,
+        challenges=ChallengeStore(backend),
+        devices=DeviceStore(backend),
+        tenants=tenants,
+        users=UserStore(backend),
+    )
+
+
+async def _resources(app: web.Application) -> AsyncIterator[None]:
+    svc = app[SERVICES]
+    await svc.hub.start()
+    yield
+    await svc.hub.close()
+    await svc.backend.close()
+
+
+async def close_websockets(app: web.Application) -> None:
+    """Tell every open websocket to reconnect elsewhere (1012 service restart)."""
+    svc = app[SERVICES]
+    svc.draining = True
+    for ws in list(svc.websockets):
+        if not ws.closed:
+            await ws.close(code=WSCloseCode.SERVICE_RESTART, message=b"server restarting")
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
+    """The gateway application. Resources open on startup and close on cleanup."""
+    app = web.Application(middlewares=[problem_middleware], client_max_size=MAX_BODY_BYTES)
+    app[SERVICES] = build_services(settings, clock)
+    for module in (challenges, device, enrollment, users, admin, ops):
+        app.router.add_routes(module.routes)
+    app.cleanup_ctx.append(_resources)
+    app.on_shutdown.append(close_websockets)
+    return app

@@ -1,0 +1,98 @@
+"""Request bodies: strict pydantic models that reject unknown fields and wrong types."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from gateway.problems import ProblemError
+
+MAX_BODY_BYTES = 64 * 1024
+
+#: user ids and resource ids: letters, digits and ``._@+:=-``, up to 128 characters
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@+:=-]{0,127}$"
+Identifier = Annotated[str, StringConstraints(pattern=ID_PATTERN, max_length=128)]
+Token = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+
+
+class Strict(BaseModel):
+    """Base for every body: unknown fields are errors, types are not coerced."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class ChallengeContext(Strict):
+    ip: Annotated[str, StringConstraints(max_length=64)] | None = None
+    location: Annotated[str, StringConstraints(max_length=200)] | None = None
+    user_agent: Annotated[str, StringConstraints(max_length=300)] | None = None
+
+
+class CreateChallenge(Strict):
+    user_id: Identifier
+    resource: Identifier
+    app_name: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    context: ChallengeContext = Field(default_factory=ChallengeContext)
+    number_matching: bool | None = None
+
+
+class PutUser(Strict):
+    display_name: Annotated[str, StringConstraints(max_length=200)] | None = None
+    email: Annotated[str, StringConstraints(max_length=254)] | None = None
+    role: Literal["user", "admin"] = "user"
+    mfa_required: bool = True
+
+
+class EnrollOptions(Strict):
+    code: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+class Enroll(Strict):
+    code: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    credential: dict[str, Any]
+    platform: Literal["apns", "fcm", "none"]
+    push_token: Annotated[str, StringConstraints(max_length=4096)] | None = None
+    app_bundle_id: Annotated[str, StringConstraints(max_length=200)] | None = None
+    device_name: Annotated[str, StringConstraints(max_length=100)] | None = None
+
+
+class PushToken(Strict):
+    platform: Literal["apns", "fcm", "none"]
+    push_token: Annotated[str, StringConstraints(max_length=4096)] | None = None
+    app_bundle_id: Annotated[str, StringConstraints(max_length=200)] | None = None
+
+
+class DeviceResponse(Strict):
+    decision: Literal["approve", "deny", "fraud"]
+    number: Annotated[str, StringConstraints(max_length=8)] | None = None
+    assertion: dict[str, Any]
+
+
+Body = TypeVar("Body", bound=BaseModel)
+
+
+def _field_errors(exc: ValidationError) -> list[dict[str, str]]:
+    errors = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in err["loc"]) or "body"
+        errors.append({"field": loc, "message": err["msg"]})
+    return errors
+
+
+def validation_problem(exc: ValidationError) -> ProblemError:
+    """A 422 ``invalid_request`` naming every bad field."""
+    errors = _field_errors(exc)
+    names = ", ".join(e["field"] for e in errors)
+    return ProblemError("invalid_request", f"invalid fields: {names}", errors=errors)
+
+
+async def read_body(request: web.Request, model: type[Body]) -> Body:
+    """Parse and validate the JSON body, or raise a problem (422, or 413 when too large)."""
+    raw = await request.read()
+    if not raw.strip():
+        raw = b"{}"
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise validation_problem(exc) from None

@@ -1,0 +1,334 @@
+"""Portal routes for challenges: create, read (with long poll), cancel and the result websocket."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import secrets
+from typing import Any
+
+from aiohttp import WSCloseCode, WSMsgType, web
+from redis.exceptions import RedisError
+
+from approvals.challenge import effective_status, portal_view
+from approvals.ids import new_challenge_id
+from approvals.numbers import new_number
+from approvals.store.challenges import NewChallenge
+from gateway.auth import optional_api_key, require_key, watch_token, watch_token_valid
+from gateway.bodies import CreateChallenge, read_body
+from gateway.problems import ProblemError
+from gateway.services import Services, services, tag_request
+from gateway.waiters import RESYNC
+from pushgate.logs import get_logger
+
+log = get_logger("gateway.challenges")
+
+MAX_WAIT_SECONDS = 55
+PING_SECONDS = 20.0
+routes = web.RouteTableDef()
+
+
+def _throttle_problem(detail: str, retry_after_ms: int | None, code: str) -> ProblemError:
+    headers = {}
+    if retry_after_ms:
+        headers["Retry-After"] = str(max(1, -(-retry_after_ms // 1000)))
+    return ProblemError(code, detail, headers=headers)
+
+
+def _created_body(
+    svc: Services, record: dict[str, str], *, deduplicated: bool, now_ms: int
+) -> dict[str, Any]:
+    token = watch_token(svc.settings.secret_key_bytes, record["id"])
+    ws_base = svc.settings.public_url.replace("https://", "wss://").replace("http://", "ws://")
+    return {
+        **portal_view(record, now_ms),
+        "watch_token": token,
+        "watch_url": f"{ws_base}/v1/challenges/{record['id']}/ws?watch_token={token}",
+        "deduplicated": deduplicated,
+        "devices": int(record.get("devices", "0")),
+    }
+
+
+@routes.post("/v1/challenges")
+async def create_challenge(request: web.Request) -> web.Response:
+    """Create a login challenge and queue its push (one atomic step)."""
+    identity = await require_key(request)
+    body = await read_body(request, CreateChallenge)
+    svc = services(request)
+    tag_request(request, tenant=identity.tenant)
+    policy = await svc.policy_cache.get(identity.tenant)
+    matching = policy.number_matching if body.number_matching is None else body.number_matching
+    uk = svc.backend.user_keys(identity.tenant, body.user_id)
+    new = NewChallenge(
+        challenge_id=new_challenge_id(uk.shard),
+        tenant=identity.tenant,
+        user_id=body.user_id,
+        resource=body.resource,
+        app_name=body.app_name,
+        context=body.context.model_dump(exclude_none=True),
+        number_matching=matching,
+        number=new_number(policy.number_digits) if matching else "",
+        nonce=secrets.token_urlsafe(16),
+        watch_digest="",
+    )
+    now_ms = svc.now_ms()
+    outcome = await svc.challenges.create(new, policy, now_ms)
+    svc.metrics.challenges.labels(outcome.result).inc()
+    if outcome.result == "created":
+        tag_request(request, challenge_id=new.challenge_id)
+        record = _record_of(new, now_ms, policy.push_ttl_seconds, outcome.devices)
+        body_out = _created_body(svc, record, deduplicated=False, now_ms=now_ms)
+        return web.json_response(body_out, status=201)
+    if outcome.result == "deduplicated" and outcome.existing_id:
+        existing = await svc.challenges.get(outcome.existing_id)
+        if existing is not None:
+            tag_request(request, challenge_id=existing["id"])
+            body_out = _created_body(svc, existing, deduplicated=True, now_ms=now_ms)
+            return web.json_response(body_out, status=200)
+    if outcome.result == "no_push_device":
+        raise ProblemError(
+            "no_push_device", "the user has no active push device; offer a verification code"
+        )
+    if outcome.result == "user_locked":
+        raise _throttle_problem("the user is locked", outcome.retry_after_ms, "user_locked")
+    if outcome.result == "push_blocked":
+        raise _throttle_problem(
+            "pushes are blocked after a fraud report", outcome.retry_after_ms, "push_blocked"
+        )
+    why = {
+        "dedupe": "a challenge for this resource just ended; wait before sending another",
+        "window": "too many pushes in the policy window",
+        "unanswered": "too many unanswered pushes since the last approval",
+    }.get(outcome.why or "", "too many pushes")
+    raise _throttle_problem(why, outcome.retry_after_ms, "push_throttled")
+
+
+def _record_of(new: NewChallenge, now_ms: int, ttl_s: int, devices: int) -> dict[str, str]:
+    """The record the create script wrote, rebuilt locally to skip a read."""
+    return {
+        "id": new.challenge_id,
+        "tenant": new.tenant,
+        "user_id": new.user_id,
+        "resource": new.resource,
+        "app_name": new.app_name,
+        "ctx": json.dumps(new.context),
+        "nm": "1" if new.number_matching else "0",
+        "number": new.number,
+        "status": "pending",
+        "created_at": str(now_ms),
+        "expires_at": str(now_ms + ttl_s * 1000),
+        "devices": str(devices),
+    }
+
+
+async def authorized_challenge(request: web.Request) -> dict[str, str]:
+    """The challenge of the path, for its tenant's key or its own watch token; else 404."""
+    svc = services(request)
+    challenge_id = request.match_info["challenge_id"]
+    token = request.query.get("watch_token")
+    identity = await optional_api_key(request)
+    if identity is None and token is None:
+        await require_key(request)
+    record = await svc.challenges.get(challenge_id)
+    if record is None:
+        raise ProblemError("not_found", "no such challenge")
+    if identity is not None:
+        if record.get("tenant") != identity.tenant:
+            raise ProblemError("not_found", "no such challenge")
+    elif not watch_token_valid(svc.settings.secret_key_bytes, challenge_id, token or ""):
+        raise ProblemError("not_found", "no such challenge")
+    tag_request(request, tenant=record.get("tenant"))
+    tag_request(request, challenge_id=challenge_id)
+    return record
+
+
+def _wait_seconds(request: web.Request) -> float:
+    raw = request.query.get("wait")
+    if raw is None:
+        return 0.0
+    if not raw.isdigit() or len(raw) > 3 or int(raw) > MAX_WAIT_SECONDS:
+        raise ProblemError(
+            "invalid_request",
+            f"wait must be whole seconds from 0 to {MAX_WAIT_SECONDS}",
+            errors=[{"field": "wait", "message": f"integer 0..{MAX_WAIT_SECONDS}"}],
+        )
+    return float(raw)
+
+
+@routes.get("/v1/challenges/{challenge_id}")
+async def get_challenge(request: web.Request) -> web.Response:
+    """Read a challenge; with ``?wait=N`` hold until it ends or N seconds pass."""
+    wait = _wait_seconds(request)
+    record = await authorized_challenge(request)
+    svc = services(request)
+    if wait > 0 and effective_status(record, svc.now_ms()) == "pending":
+        record = await _wait_for_end(svc, record, wait)
+    return web.json_response(portal_view(record, svc.now_ms()))
+
+
+async def _wait_for_end(svc: Services, record: dict[str, str], wait: float) -> dict[str, str]:
+    channel = svc.challenges.channel(record["id"])
+    assert channel is not None
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    async with svc.hub.subscription(channel) as queue:
+        while True:
+            fresh = await svc.challenges.get(record["id"])
+            if fresh is None:
+                return record
+            record = fresh
+            now_ms = svc.now_ms()
+            if effective_status(record, now_ms) != "pending":
+                break
+            until_expiry = (int(record["expires_at"]) - now_ms) / 1000
+            remaining = min(deadline - loop.time(), until_expiry + 0.05)
+            if remaining <= 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(_next_ending(queue), remaining)
+    return await _settle_expiry(svc, record)
+
+
+async def _next_ending(queue: asyncio.Queue[str]) -> None:
+    while (await queue.get()) not in ("ended", RESYNC):
+        pass
+
+
+async def _settle_expiry(svc: Services, record: dict[str, str]) -> dict[str, str]:
+    """If the deadline passed with nobody recording it, record the expiry now."""
+    now_ms = svc.now_ms()
+    if record.get("status") == "pending" and effective_status(record, now_ms) == "expired":
+        policy = await svc.policy_cache.get(record["tenant"])
+        outcome = await svc.challenges.end(
+            record,
+            status="expired",
+            reason="ttl",
+            method=None,
+            retention_s=policy.result_retention_seconds,
+            now_ms=now_ms,
+        )
+        if outcome.result == "expired":
+            svc.metrics.challenges.labels("expired").inc()
+        if outcome.record:
+            return outcome.record
+    return record
+
+
+@routes.delete("/v1/challenges/{challenge_id}")
+async def cancel_challenge(request: web.Request) -> web.Response:
+    """The portal cancels a pending challenge (the user chose another method)."""
+    identity = await require_key(request)
+    svc = services(request)
+    record = await svc.challenges.get(request.match_info["challenge_id"])
+    if record is None or record.get("tenant") != identity.tenant:
+        raise ProblemError("not_found", "no such challenge")
+    tag_request(request, tenant=identity.tenant, challenge_id=record["id"])
+    policy = await svc.policy_cache.get(identity.tenant)
+    outcome = await svc.challenges.end(
+        record,
+        status="cancelled",
+        reason="portal_cancelled",
+        method=None,
+        retention_s=policy.result_retention_seconds,
+        now_ms=svc.now_ms(),
+        tenant=identity.tenant,
+    )
+    return respond_to_end(svc, outcome.result, outcome.record, counted="cancelled")
+
+
+def respond_to_end(
+    svc: Services, result: str, record: dict[str, str], *, counted: str
+) -> web.Response:
+    """Answer an end step: 200 with the view, or the matching problem."""
+    if result == "not_found":
+        raise ProblemError("not_found", "no such challenge")
+    if result == "expired":
+        raise ProblemError("challenge_expired", "the challenge expired")
+    if result == "decided":
+        raise ProblemError(
+            "challenge_already_decided", f"the challenge is already {record.get('status')}"
+        )
+    svc.metrics.challenges.labels(counted).inc()
+    return web.json_response(portal_view(record, svc.now_ms()))
+
+
+@routes.get("/v1/challenges/{challenge_id}/ws")
+async def challenge_websocket(request: web.Request) -> web.StreamResponse:
+    """Stream a challenge's progress and result to the portal or browser waiting on it."""
+    svc = services(request)
+    if svc.draining:
+        raise ProblemError(
+            "backend_unavailable", "this replica is draining", headers={"Retry-After": "1"}
+        )
+    record = await authorized_challenge(request)
+    channel = svc.challenges.channel(record["id"])
+    assert channel is not None
+    ws = web.WebSocketResponse(heartbeat=PING_SECONDS, max_msg_size=4096)
+    async with svc.hub.subscription(channel) as queue:
+        fresh = await svc.challenges.get(record["id"])
+        record = fresh or record
+        await ws.prepare(request)
+        svc.websockets.add(ws)
+        gauge = svc.metrics.open_websockets.labels("portal")
+        gauge.inc()
+        try:
+            await _stream_challenge(svc, ws, record, queue)
+        finally:
+            gauge.dec()
+    return ws
+
+
+async def _stream_challenge(
+    svc: Services,
+    ws: web.WebSocketResponse,
+    record: dict[str, str],
+    queue: asyncio.Queue[str],
+) -> None:
+    await ws.send_json({"type": "snapshot", "challenge": portal_view(record, svc.now_ms())})
+    reader = asyncio.create_task(drain_client(ws))
+    try:
+        while not ws.closed:
+            now_ms = svc.now_ms()
+            if effective_status(record, now_ms) != "pending":
+                record = await _settle_expiry(svc, record)
+                await ws.send_json({"type": "result", "challenge": portal_view(record, now_ms)})
+                await ws.close(code=WSCloseCode.OK)
+                return
+            until_expiry = max(0.0, (int(record["expires_at"]) - now_ms) / 1000) + 0.05
+            getter = asyncio.ensure_future(queue.get())
+            done, _ = await asyncio.wait(
+                {getter, reader}, timeout=until_expiry, return_when=asyncio.FIRST_COMPLETED
+            )
+            if getter not in done:
+                getter.cancel()
+            if reader in done:
+                return
+            message = getter.result() if getter in done else "tick"
+            if message in ("push_sent", "delivered", "seen"):
+                await ws.send_json({"type": message})
+                continue
+            try:
+                refreshed = await svc.challenges.get(record["id"])
+            except RedisError:
+                await asyncio.sleep(0.5)  # fail closed: wait for the backend, never guess
+                continue
+            if refreshed is None:
+                await ws.close(code=WSCloseCode.OK)
+                return
+            record = refreshed
+    except (ConnectionResetError, RuntimeError) as exc:
+        log.info("portal_websocket_gone", error=str(exc))
+    except RedisError:
+        await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"backend unavailable")
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+
+
+async def drain_client(ws: web.WebSocketResponse) -> None:
+    """Read (and ignore) client frames so pings, closes and bad frames are handled."""
+    async for message in ws:
+        if message.type in (WSMsgType.ERROR, WSMsgType.CLOSE):
+            break

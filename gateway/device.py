@@ -1,0 +1,240 @@
+"""Device routes: pending challenges, ack, signed answers, push token, removal, websocket."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+
+from aiohttp import WSCloseCode, web
+from redis.exceptions import RedisError
+from webauthn import verify_authentication_response
+from webauthn.helpers import base64url_to_bytes
+from webauthn.helpers.exceptions import WebAuthnException
+
+from approvals.binding import decision_challenge
+from approvals.challenge import device_view, effective_status, outcome_for_answer
+from approvals.numbers import number_matches
+from gateway.auth import require_device
+from gateway.bodies import DeviceResponse, PushToken, read_body
+from gateway.challenges import PING_SECONDS, drain_client, respond_to_end
+from gateway.problems import ProblemError
+from gateway.services import Services, services, tag_request
+from gateway.waiters import RESYNC
+from pushgate.logs import get_logger
+
+log = get_logger("gateway.device")
+routes = web.RouteTableDef()
+
+
+async def _own_challenge(svc: Services, device: dict[str, str], challenge_id: str) -> dict[str, str]:
+    record = await svc.challenges.get(challenge_id)
+    if (
+        record is None
+        or record.get("tenant") != device["tenant"]
+        or record.get("user_id") != device["user_id"]
+    ):
+        raise ProblemError("not_found", "no such challenge")
+    return record
+
+
+def _ensure_open(record: dict[str, str], now_ms: int) -> None:
+    status = effective_status(record, now_ms)
+    if status == "expired":
+        raise ProblemError("challenge_expired", "the challenge expired")
+    if status != "pending":
+        raise ProblemError("challenge_already_decided", f"the challenge is already {status}")
+
+
+@routes.get("/v1/device/challenges")
+async def list_device_challenges(request: web.Request) -> web.Response:
+    """The pending challenges of the device's user (never with the number)."""
+    device = await require_device(request)
+    svc = services(request)
+    records = await svc.challenges.pending_for_user(device["tenant"], device["user_id"], svc.now_ms())
+    return web.json_response({"items": [device_view(r) for r in records]})
+
+
+@routes.get("/v1/device/challenges/{challenge_id}")
+async def get_device_challenge(request: web.Request) -> web.Response:
+    """One challenge for the device; the first read records ``seen``."""
+    device = await require_device(request)
+    svc = services(request)
+    record = await _own_challenge(svc, device, request.match_info["challenge_id"])
+    tag_request(request, challenge_id=record["id"])
+    body = device_view(record)
+    now_ms = svc.now_ms()
+    body["status"] = effective_status(record, now_ms)
+    if body["status"] == "pending" and not record.get("seen_at"):
+        await svc.challenges.mark(
+            record["id"], field="seen_at", message="seen", event_type="", now_ms=now_ms,
+            device_id=device["id"],
+        )
+    return web.json_response(body)
+
+
+@routes.post("/v1/device/challenges/{challenge_id}/ack")
+async def ack_challenge(request: web.Request) -> web.Response:
+    """The push arrived on the device: tell the waiting portal ``delivered``."""
+    device = await require_device(request)
+    svc = services(request)
+    record = await _own_challenge(svc, device, request.match_info["challenge_id"])
+    tag_request(request, challenge_id=record["id"])
+    now_ms = svc.now_ms()
+    _ensure_open(record, now_ms)
+    await svc.challenges.mark(
+        record["id"],
+        field="delivered_at",
+        message="delivered",
+        event_type="challenge.delivered",
+        now_ms=now_ms,
+        device_id=device["id"],
+    )
+    return web.Response(status=204)
+
+
+@routes.post("/v1/device/challenges/{challenge_id}/response")
+async def answer_challenge(request: web.Request) -> web.Response:
+    """A signed approve/deny/fraud answer; the first valid one ends the challenge."""
+    device = await require_device(request)
+    body = await read_body(request, DeviceResponse)
+    svc = services(request)
+    record = await _own_challenge(svc, device, request.match_info["challenge_id"])
+    tag_request(request, tenant=device["tenant"], challenge_id=record["id"])
+    _ensure_open(record, svc.now_ms())
+    policy = await svc.policy_cache.get(device["tenant"])
+    sign_count = _verify_assertion(svc, device, record, body, policy.require_user_verification)
+    number_ok = True
+    if body.decision == "approve" and record.get("nm") == "1":
+        number_ok = number_matches(record.get("number", ""), body.number)
+    status, reason = outcome_for_answer(body.decision, number_ok)
+    outcome = await svc.challenges.answer(
+        record,
+        device_id=device["id"],
+        status=status,
+        reason=reason,
+        sign_count=sign_count,
+        policy=policy,
+        now_ms=svc.now_ms(),
+    )
+    if outcome.result == "sign_count":
+        raise ProblemError("webauthn_invalid", "the authenticator's sign count did not grow")
+    log.info("challenge_answered", challenge_id=record["id"], status=status, result=outcome.result)
+    return respond_to_end(svc, outcome.result, outcome.record, counted=status)
+
+
+def _verify_assertion(
+    svc: Services,
+    device: dict[str, str],
+    record: dict[str, str],
+    body: DeviceResponse,
+    require_uv: bool,
+) -> int:
+    """Check the WebAuthn assertion signs exactly this decision; return the new sign count."""
+    raw_id = body.assertion.get("rawId") or body.assertion.get("id")
+    if raw_id != device.get("credential_id"):
+        raise ProblemError("webauthn_invalid", "the assertion is not from this device's credential")
+    try:
+        verified = verify_authentication_response(
+            credential=body.assertion,
+            expected_challenge=decision_challenge(record["nonce"], body.decision, body.number),
+            expected_rp_id=svc.settings.webauthn_rp_id,
+            expected_origin=svc.settings.origins,
+            credential_public_key=base64url_to_bytes(device["public_key"]),
+            credential_current_sign_count=int(device.get("sign_count", "0")),
+            require_user_verification=require_uv,
+        )
+    except (WebAuthnException, ValueError, KeyError, TypeError) as exc:
+        raise ProblemError("webauthn_invalid", f"assertion rejected: {exc}") from None
+    return int(verified.new_sign_count)
+
+
+@routes.put("/v1/device/push-token")
+async def put_push_token(request: web.Request) -> web.Response:
+    """Replace the device's push route (token rotation, platform change)."""
+    device = await require_device(request)
+    body = await read_body(request, PushToken)
+    if body.platform != "none" and not body.push_token:
+        raise ProblemError(
+            "invalid_request",
+            "push_token is required for apns and fcm",
+            errors=[{"field": "push_token", "message": "required for apns and fcm"}],
+        )
+    svc = services(request)
+    await svc.devices.set_push_token(
+        device,
+        platform=body.platform,
+        push_token=body.push_token or "",
+        app_bundle_id=body.app_bundle_id or device.get("app_bundle_id", ""),
+        now_ms=svc.now_ms(),
+    )
+    return web.Response(status=204)
+
+
+@routes.delete("/v1/device")
+async def delete_self(request: web.Request) -> web.Response:
+    """The app removed the account: forget this device."""
+    device = await require_device(request)
+    svc = services(request)
+    await svc.devices.remove(
+        tenant=device["tenant"],
+        user_id=device["user_id"],
+        device_id=device["id"],
+        by="device",
+        now_ms=svc.now_ms(),
+    )
+    return web.Response(status=204)
+
+
+@routes.get("/v1/device/ws")
+async def device_websocket(request: web.Request) -> web.StreamResponse:
+    """In-app channel: a snapshot of pending challenges, then new ones and endings live."""
+    svc = services(request)
+    if svc.draining:
+        raise ProblemError(
+            "backend_unavailable", "this replica is draining", headers={"Retry-After": "1"}
+        )
+    device = await require_device(request)
+    uk = svc.backend.user_keys(device["tenant"], device["user_id"])
+    ws = web.WebSocketResponse(heartbeat=PING_SECONDS, max_msg_size=4096)
+    async with svc.hub.subscription(uk.device_channel) as queue:
+        snapshot = await _snapshot(svc, device)
+        await ws.prepare(request)
+        svc.websockets.add(ws)
+        gauge = svc.metrics.open_websockets.labels("device")
+        gauge.inc()
+        try:
+            await ws.send_str(snapshot)
+            await _relay(svc, device, ws, queue)
+        except (ConnectionResetError, RuntimeError) as exc:
+            log.info("device_websocket_gone", error=str(exc))
+        except RedisError:
+            await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"backend unavailable")
+        finally:
+            gauge.dec()
+    return ws
+
+
+async def _snapshot(svc: Services, device: dict[str, str]) -> str:
+    records = await svc.challenges.pending_for_user(device["tenant"], device["user_id"], svc.now_ms())
+    return json.dumps({"type": "snapshot", "items": [device_view(r) for r in records]})
+
+
+async def _relay(
+    svc: Services, device: dict[str, str], ws: web.WebSocketResponse, queue: asyncio.Queue[str]
+) -> None:
+    reader = asyncio.create_task(drain_client(ws))
+    try:
+        while not ws.closed:
+            getter = asyncio.ensure_future(queue.get())
+            done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if reader in done:
+                getter.cancel()
+                return
+            message = getter.result()
+            await ws.send_str(await _snapshot(svc, device) if message == RESYNC else message)
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+

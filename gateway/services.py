@@ -1,0 +1,74 @@
+"""Everything a request handler needs, held in one typed app key."""
+
+from __future__ import annotations
+
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from approvals.store.backend import Backend
+from approvals.store.challenges import ChallengeStore
+from approvals.store.devices import DeviceStore
+from approvals.store.tenants import TenantStore
+from approvals.store.users import UserStore
+from gateway.caches import AuthCache, PolicyCache
+from gateway.metrics import GatewayMetrics
+from gateway.waiters import Hub
+from pushgate.settings import Settings
+
+Clock = Callable[[], float]
+
+
+@dataclass
+class Services:
+    """The gateway's resources; built in ``create_app`` and opened in its cleanup context."""
+
+    settings: Settings
+    backend: Backend
+    clock: Clock
+    hub: Hub
+    metrics: GatewayMetrics
+    auth_cache: AuthCache
+    policy_cache: PolicyCache
+    challenges: ChallengeStore
+    devices: DeviceStore
+    tenants: TenantStore
+    users: UserStore
+    websockets: weakref.WeakSet[web.WebSocketResponse] = field(default_factory=weakref.WeakSet)
+    draining: bool = False
+    extras: dict[str, Any] = field(default_factory=dict)
+    extra_registries: list[Any] = field(default_factory=list)
+
+    def now_ms(self) -> int:
+        """The current time in epoch milliseconds from the injected clock."""
+        return int(self.clock() * 1000)
+
+
+SERVICES = web.AppKey("services", Services)
+
+
+def services(request: web.Request) -> Services:
+    """The services of the app serving ``request``."""
+    return request.app[SERVICES]
+
+
+def system_clock() -> float:
+    """Wall-clock time in epoch seconds."""
+    return time.time()
+
+
+REQUEST_ID = web.RequestKey("request_id", str)
+TENANT = web.RequestKey("tenant", str)
+CHALLENGE_ID = web.RequestKey("challenge_id", str)
+
+
+def tag_request(request: web.Request, *, tenant: str | None = None, challenge_id: str | None = None) -> None:
+    """Attach the tenant and challenge to the request's log line."""
+    if tenant:
+        request[TENANT] = tenant
+    if challenge_id:
+        request[CHALLENGE_ID] = challenge_id

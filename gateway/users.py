@@ -1,0 +1,147 @@
+"""Portal routes for users and their devices."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aiohttp import web
+
+from approvals.challenge import rfc3339
+from gateway.auth import require_key
+from gateway.bodies import ID_PATTERN, PutUser, read_body
+from gateway.problems import ProblemError
+from gateway.services import services
+from policies.decide import mfa_status
+from policies.policy import Policy
+
+routes = web.RouteTableDef()
+_ID = re.compile(ID_PATTERN)
+
+
+def path_user_id(request: web.Request) -> str:
+    """The ``{user_id}`` of the path, validated like body ids."""
+    user_id = request.match_info["user_id"]
+    if not _ID.fullmatch(user_id):
+        raise ProblemError(
+            "invalid_request",
+            "user_id must be 1-128 letters, digits or ._@+:=- characters",
+            errors=[{"field": "user_id", "message": "invalid identifier"}],
+        )
+    return user_id
+
+
+def user_view(record: dict[str, str], devices: int, policy: Policy, now: float) -> dict[str, Any]:
+    """The portal's view of a user, with the MFA enrollment state."""
+    started = record.get("mfa_started_at")
+    deadline_s: float | None = None
+    if started and record.get("mfa_required", "1") == "1":
+        deadline_s = int(started) / 1000 + policy.enrollment_period_days * 86400
+        if record.get("enrollment_deadline"):
+            deadline_s = int(record["enrollment_deadline"]) / 1000
+    totp = record.get("totp_status", "none")
+    locked_until = record.get("locked_until", "")
+    locked = record.get("locked") == "1" and (
+        locked_until in ("", "0") or int(locked_until) > now * 1000
+    )
+    status = mfa_status(
+        mfa_required=record.get("mfa_required", "1") == "1",
+        has_push=devices > 0,
+        totp_status=totp if totp in ("none", "pending", "active") else "none",  # type: ignore[arg-type]
+        deadline=deadline_s,
+        locked=locked,
+        now=now,
+    )
+    return {
+        "user_id": record.get("user_id"),
+        "display_name": record.get("display_name") or None,
+        "email": record.get("email") or None,
+        "role": record.get("role", "user"),
+        "mfa_required": record.get("mfa_required", "1") == "1",
+        "created_at": rfc3339(record.get("created_at")),
+        "mfa": {
+            "push": devices,
+            "totp": totp,
+            "state": status.state,
+            "enrollment_deadline": (
+                rfc3339(int(status.enrollment_deadline * 1000))
+                if status.enrollment_deadline is not None
+                else None
+            ),
+            "days_remaining": status.days_remaining,
+        },
+    }
+
+
+@routes.put("/v1/users/{user_id}")
+async def put_user(request: web.Request) -> web.Response:
+    """Create or update a user (201 when created, 200 when updated)."""
+    identity = await require_key(request)
+    user_id = path_user_id(request)
+    body = await read_body(request, PutUser)
+    svc = services(request)
+    fields = {
+        "display_name": body.display_name or "",
+        "email": body.email or "",
+        "role": body.role,
+        "mfa_required": "1" if body.mfa_required else "0",
+    }
+    created, record = await svc.users.put(identity.tenant, user_id, fields, svc.now_ms())
+    _, devices = await svc.users.get(identity.tenant, user_id)
+    policy = await svc.policy_cache.get(identity.tenant)
+    view = user_view(record, devices, policy, svc.clock())
+    return web.json_response(view, status=201 if created else 200)
+
+
+@routes.get("/v1/users/{user_id}")
+async def get_user(request: web.Request) -> web.Response:
+    """A user with the state of their factors and enrollment period."""
+    identity = await require_key(request)
+    user_id = path_user_id(request)
+    svc = services(request)
+    record, devices = await svc.users.get(identity.tenant, user_id)
+    if record is None:
+        raise ProblemError("not_found", "no such user")
+    policy = await svc.policy_cache.get(identity.tenant)
+    return web.json_response(user_view(record, devices, policy, svc.clock()))
+
+
+def device_summary(record: dict[str, str]) -> dict[str, Any]:
+    """A device as the portal lists it (no secrets, no push token)."""
+    return {
+        "device_id": record["id"],
+        "name": record.get("name") or None,
+        "platform": record.get("platform"),
+        "app_bundle_id": record.get("app_bundle_id") or None,
+        "push_token_valid": record.get("token_valid") == "1",
+        "created_at": rfc3339(record.get("created_at")),
+        "last_used_at": rfc3339(record.get("last_used_at")),
+    }
+
+
+@routes.get("/v1/users/{user_id}/devices")
+async def list_devices(request: web.Request) -> web.Response:
+    """The user's enrolled push devices."""
+    identity = await require_key(request)
+    user_id = path_user_id(request)
+    svc = services(request)
+    records = await svc.devices.list_for_user(identity.tenant, user_id)
+    return web.json_response({"items": [device_summary(r) for r in records]})
+
+
+@routes.delete("/v1/users/{user_id}/devices/{device_id}")
+async def remove_device(request: web.Request) -> web.Response:
+    """Admin: remove one of the user's devices."""
+    identity = await require_key(request, "admin")
+    user_id = path_user_id(request)
+    svc = services(request)
+    removed = await svc.devices.remove(
+        tenant=identity.tenant,
+        user_id=user_id,
+        device_id=request.match_info["device_id"][:128],
+        by="admin",
+        now_ms=svc.now_ms(),
+    )
+    if not removed:
+        raise ProblemError("not_found", "no such device")
+    return web.Response(status=204)

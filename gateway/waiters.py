@@ -1,0 +1,168 @@
+"""Pub/sub fan-in: one Redis subscription connection per gateway, shared by every waiter.
+
+Waiters subscribe first and read the state second, so no message is lost in between.
+When the connection breaks, the hub reconnects, subscribes again and sends ``RESYNC`` to
+every waiter, which then re-reads the state: every waiter ends with the true state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from pushgate.logs import get_logger
+
+RESYNC = "\x00resync"
+
+log = get_logger("gateway.waiters")
+
+
+class HubUnavailable(Exception):
+    """The subscription could not be confirmed (Redis unreachable)."""
+
+
+@dataclass
+class _Channel:
+    queues: set[asyncio.Queue[str]] = field(default_factory=set)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Hub:
+    """Multiplexes many waiters over one pub/sub connection."""
+
+    def __init__(
+        self,
+        redis: Any,
+        *,
+        sharded: bool = False,
+        listeners: dict[str, Callable[[str], None]] | None = None,
+        confirm_timeout: float = 3.0,
+    ) -> None:
+        self._redis = redis
+        self._sharded = sharded
+        self._listeners = listeners or {}
+        self._confirm_timeout = confirm_timeout
+        self._channels: dict[str, _Channel] = {}
+        self._pubsub: Any = None
+        self._connected = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self.reconnects = 0
+
+    async def start(self) -> None:
+        """Start the reader task (connects in the background)."""
+        self._task = asyncio.create_task(self._run(), name="pubsub-hub")
+
+    async def close(self) -> None:
+        """Stop the reader and close the connection."""
+        self._closing = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._drop_connection()
+
+    @property
+    def connected(self) -> bool:
+        """True while the subscription connection is up."""
+        return self._connected.is_set()
+
+    @contextlib.asynccontextmanager
+    async def subscription(self, channel: str) -> AsyncIterator[asyncio.Queue[str]]:
+        """Subscribe to ``channel`` and yield a queue of its messages once confirmed."""
+        queue: asyncio.Queue[str] = asyncio.Queue()
+        entry = self._channels.get(channel)
+        if entry is None:
+            entry = self._channels[channel] = _Channel()
+            entry.queues.add(queue)
+            if self._connected.is_set():
+                await self._send("subscribe", channel)
+        else:
+            entry.queues.add(queue)
+        try:
+            try:
+                await asyncio.wait_for(entry.ready.wait(), self._confirm_timeout)
+            except TimeoutError:
+                raise HubUnavailable("subscription not confirmed") from None
+            yield queue
+        finally:
+            entry.queues.discard(queue)
+            if not entry.queues and self._channels.get(channel) is entry:
+                del self._channels[channel]
+                if self._connected.is_set():
+                    await self._send("unsubscribe", channel)
+
+    async def _send(self, verb: str, *channels: str) -> None:
+        command = ("s" + verb) if self._sharded else verb
+        try:
+            await getattr(self._pubsub, command)(*channels)
+        except (RedisError, OSError) as exc:
+            log.warning("pubsub_send_failed", verb=verb, error=str(exc))
+
+    async def _drop_connection(self) -> None:
+        self._connected.clear()
+        for entry in self._channels.values():
+            entry.ready.clear()
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
+
+    async def _run(self) -> None:
+        delay = 0.05
+        first = True
+        while not self._closing:
+            try:
+                self._pubsub = self._redis.pubsub()
+                wanted = [*self._listeners, *self._channels]
+                await getattr(self._pubsub, "ssubscribe" if self._sharded else "subscribe")(
+                    *wanted
+                )
+                self._connected.set()
+                if not first:
+                    self.reconnects += 1
+                    log.info("pubsub_reconnected", channels=len(self._channels))
+                first, delay = False, 0.05
+                await self._read(resync=self.reconnects > 0)
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                log.warning("pubsub_connection_lost", error=str(exc))
+            await self._drop_connection()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    async def _read(self, *, resync: bool) -> None:
+        pending_resync = set(self._channels) if resync else set()
+        while True:
+            message = await self._pubsub.get_message(timeout=5.0)
+            if message is None:
+                await self._pubsub.ping()
+                continue
+            kind = message["type"]
+            channel = message.get("channel")
+            if kind in ("subscribe", "ssubscribe"):
+                entry = self._channels.get(channel)
+                if entry is not None:
+                    entry.ready.set()
+                    if channel in pending_resync:
+                        pending_resync.discard(channel)
+                        for queue in entry.queues:
+                            queue.put_nowait(RESYNC)
+            elif kind in ("message", "smessage"):
+                self._dispatch(channel, message["data"])
+
+    def _dispatch(self, channel: str, data: str) -> None:
+        listener = self._listeners.get(channel)
+        if listener is not None:
+            listener(data)
+            return
+        entry = self._channels.get(channel)
+        if entry is not None:
+            for queue in entry.queues:
+                queue.put_nowait(data)

@@ -1,0 +1,80 @@
+"""structlog configuration: JSON lines on stdout (or stderr for CLI commands), secrets redacted."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import Any, TextIO
+
+import structlog
+
+REDACTED = "[redacted]"
+
+_SECRET_NAMES = re.compile(
+    r"(secret|token|password|authorization|api_key|apikey|code|codes|assertion|credential|"
+    r"number|otpauth|private|key_pem|cookie)",
+    re.IGNORECASE,
+)
+_SAFE_NAMES = frozenset({"code_id", "status_code", "error_code", "key_id", "event", "code_name"})
+_BEARER = re.compile(r"(Bearer|Device)\s+\S+", re.IGNORECASE)
+_LIVE_KEY = re.compile(r"pg_live_[A-Za-z0-9_-]+")
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return _LIVE_KEY.sub(REDACTED, _BEARER.sub(r"\1 " + REDACTED, value))
+    if isinstance(value, dict):
+        return {k: _redact_item(k, v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(v) for v in value]
+    return value
+
+
+def _redact_item(key: Any, value: Any) -> Any:
+    if isinstance(key, str) and key not in _SAFE_NAMES and _SECRET_NAMES.search(key):
+        return REDACTED if value not in (None, "") else value
+    return _scrub(value)
+
+
+def redact_secrets(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: blank every field whose name says it holds a secret."""
+    for key in list(event_dict):
+        if key == "event":
+            event_dict[key] = _scrub(event_dict[key])
+        else:
+            event_dict[key] = _redact_item(key, event_dict[key])
+    return event_dict
+
+
+def configure_logging(level: str = "info", fmt: str = "json", stream: TextIO | None = None) -> None:
+    """Set up structlog once per process; ``stream`` defaults to stdout."""
+    out = stream or sys.stdout
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            redact_secrets,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[level.upper()]
+        ),
+        logger_factory=structlog.PrintLoggerFactory(out),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(name: str) -> Any:
+    """A structlog logger bound to a component name."""
+    return structlog.get_logger(name).bind(component=name)

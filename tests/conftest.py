@@ -1,0 +1,82 @@
+"""Shared fixtures: a private Redis-compatible server, settings, an injected clock."""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from pushgate.embedded import EmbeddedRedis
+from pushgate.settings import Settings
+
+TEST_SECRET_KEY = base64.b64encode(b"k" * 32).decode()
+ORIGIN = "http://localhost:8080"
+
+
+class TestClock:
+    """Wall-clock time plus an offset the test can move forward."""
+
+    __test__ = False
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[EmbeddedRedis]:
+    """One private server for the session (never a server that was already running)."""
+    with EmbeddedRedis(appendonly=False) as server:
+        yield server
+
+
+@pytest.fixture
+async def redis_url(redis_server: EmbeddedRedis) -> AsyncIterator[str]:
+    """The private server's URL, emptied before each test (it is ours alone)."""
+    if not redis_server.running:
+        redis_server.start()
+    client = aioredis.Redis.from_url(redis_server.url)
+    await client.flushall()
+    await client.aclose()
+    yield redis_server.url
+
+
+@pytest.fixture
+def clock() -> TestClock:
+    return TestClock()
+
+
+def make_settings(redis_url: str, **overrides: object) -> Settings:
+    """Settings for tests: a real Redis URL, 4 shards, the test origin."""
+    values: dict[str, object] = {
+        "redis_url": redis_url,
+        "secret_key": TEST_SECRET_KEY,
+        "shards": 4,
+        "public_url": ORIGIN,
+        "webauthn_rp_id": "localhost",
+        "log_level": os.environ.get("PUSHGATE_TEST_LOG_LEVEL", "warning"),
+        **overrides,
+    }
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def settings(redis_url: str) -> Settings:
+    return make_settings(redis_url)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def quiet_logs() -> None:
+    """JSON logs at warning level, so test output stays readable."""
+    from pushgate.logs import configure_logging
+
+    configure_logging(os.environ.get("PUSHGATE_TEST_LOG_LEVEL", "warning"))

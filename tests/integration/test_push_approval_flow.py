@@ -1,0 +1,36 @@
+"""The push path end to end: create, deliver to the device, answer, portal sees the result."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.integration.conftest import Enroll
+from tests.portal import Portal
+
+
+async def test_enrolled_device_sees_challenge_without_number(portal: Portal, enroll: Enroll) -> None:
+    """A device lists the pending challenge with app name and location but never the number."""
+    device = await enroll("alice")
+    created = await portal.create_challenge("alice")
+    assert created.status == 201, created.body
+    assert created.body["number"] is not None and len(created.body["number"]) == 2
+    items = await device.list_challenges()
+    assert [i["id"] for i in items] == [created.body["id"]]
+    assert items[0]["app_name"] == "Salesforce"
+    assert items[0]["context"]["location"] == "Berlin, DE"
+    assert "number" not in items[0]
+
+
+async def test_approve_with_number_reaches_portal_websocket(portal: Portal, enroll: Enroll) -> None:
+    """Approving with the right number ends the challenge and the waiting websocket gets the result."""
+    device = await enroll("alice")
+    created = (await portal.create_challenge("alice")).body
+    waiter = asyncio.create_task(portal.wait_result(created["id"]))
+    await asyncio.sleep(0.2)
+    answer = await device.respond(created["id"], "approve", number=created["number"])
+    assert answer["status"] == "approved"
+    messages = await asyncio.wait_for(waiter, 10)
+    assert messages[0]["type"] == "snapshot"
+    assert messages[-1]["type"] == "result"
+    assert messages[-1]["challenge"]["status"] == "approved"
+    assert messages[-1]["challenge"]["method"] == "push"
