@@ -14,6 +14,7 @@ from approvals.store.tenants import TenantStore
 from gateway.app import create_app
 from pushgate.devicekit.authenticator import SoftAuthenticator
 from pushgate.devicekit.client import DeviceClient
+from pusher.worker import Worker
 from pushgate.settings import Settings
 from tests.conftest import ORIGIN, TestClock
 from tests.portal import Portal
@@ -91,3 +92,12 @@ async def enroll(
         return device
 
     yield _enroll
+
+
+@pytest.fixture
+async def worker(settings: Settings, clock: TestClock) -> AsyncIterator[Worker]:
+    """An in-process worker with only the in-app channel (no APNs/FCM)."""
+    running = Worker(settings, clock=clock, reclaim_idle_ms=2000, sweep_interval=0.1)
+    await running.start()
+    yield running
+    await running.stop(grace=2)

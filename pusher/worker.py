@@ -1,0 +1,234 @@
+"""The push worker: consumes every shard's job stream, sweeps expiries, relays audit events."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from redis.exceptions import RedisError, ResponseError
+
+from approvals.store import keys
+from approvals.store.backend import Backend, connect
+from approvals.store.challenges import ChallengeStore
+from approvals.store.devices import DeviceStore
+from approvals.store.tenants import TenantStore
+from pusher.delivery import Delivery
+from pusher.metrics import WorkerMetrics
+from pusher.providers.base import PushProvider
+from pusher.providers.inapp import InAppChannel
+from pusher.relay import EventRelay
+from pushgate.logs import get_logger
+from pushgate.settings import Settings
+
+log = get_logger("pusher.worker")
+
+JOBS_GROUP = "pushers"
+RELAY_GROUP = "relay"
+RECLAIM_IDLE_MS = 30_000
+
+
+class Worker:
+    """One worker process (or task). Several workers share the work through consumer groups."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        providers: Mapping[str, PushProvider] | None = None,
+        clock: Callable[[], float] | None = None,
+        name: str | None = None,
+        metrics: WorkerMetrics | None = None,
+        reclaim_idle_ms: int = RECLAIM_IDLE_MS,
+        sweep_interval: float = 0.5,
+    ) -> None:
+        if settings.redis_url is None:
+            raise ValueError("PUSHGATE_REDIS_URL is not set")
+        self.settings = settings
+        self.clock = clock or time.time
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}-{id(self):x}"
+        self.metrics = metrics or WorkerMetrics()
+        self.providers = dict(providers or {})
+        self.reclaim_idle_ms = reclaim_idle_ms
+        self.sweep_interval = sweep_interval
+        self.backend: Backend = connect(
+            settings.redis_url,
+            cluster=settings.redis_cluster,
+            shards=settings.shards,
+            events_maxlen=settings.events_maxlen,
+        )
+        self.challenges = ChallengeStore(self.backend)
+        self.devices = DeviceStore(self.backend)
+        self.tenants = TenantStore(self.backend)
+        self.relay = EventRelay(self.backend.redis, maxlen=settings.events_maxlen)
+        self.delivery = Delivery(
+            challenges=self.challenges,
+            devices=self.devices,
+            inapp=InAppChannel(self.backend.redis, sharded=settings.redis_cluster),
+            providers=self.providers,
+            metrics=self.metrics,
+            clock=self.clock,
+            device_channel=lambda t, u: self.backend.user_keys(t, u).device_channel,
+        )
+        self._slots = asyncio.Semaphore(settings.worker_concurrency)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._loops: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
+
+    @property
+    def redis(self) -> Any:
+        return self.backend.redis
+
+    async def start(self) -> None:
+        """Start providers and the loops (returns at once)."""
+        for provider in self.providers.values():
+            await provider.start()
+        self._loops = [
+            asyncio.create_task(self._guarded(self._consume_jobs), name="jobs"),
+            asyncio.create_task(self._guarded(self._reclaim_jobs), name="reclaim"),
+            asyncio.create_task(self._guarded(self._sweep_expiries), name="sweep"),
+            asyncio.create_task(self._guarded(self._relay_events), name="relay"),
+            asyncio.create_task(self._guarded(self._observe_queue), name="observe"),
+        ]
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop reading, let in-flight sends finish (up to ``grace``), close everything.
+        Unacknowledged jobs stay pending and are reclaimed by another worker."""
+        self._stopping.set()
+        for loop in self._loops:
+            loop.cancel()
+        for loop in self._loops:
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop
+        if self._tasks:
+            _, still = await asyncio.wait(self._tasks, timeout=grace)
+            for task in still:
+                task.cancel()
+            await asyncio.gather(*still, return_exceptions=True)
+        for provider in self.providers.values():
+            await provider.close()
+        await self.backend.close()
+
+    async def run_until(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set, then stop gracefully."""
+        await self.start()
+        await stop.wait()
+        await self.stop(self.settings.drain_seconds)
+
+    async def _guarded(self, loop: Callable[[], Awaitable[None]]) -> None:
+        """Run a loop forever; Redis outages pause it, they never kill the worker."""
+        delay = 0.1
+        while not self._stopping.is_set():
+            try:
+                await loop()
+                return
+            except (RedisError, OSError) as exc:
+                log.warning("worker_backend_error", loop=loop.__name__, error=str(exc))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    async def _ensure_groups(self, stream_of: Callable[[int], str], group: str) -> None:
+        for shard in range(self.backend.shards):
+            with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists already
+                await self.redis.xgroup_create(stream_of(shard), group, id="0", mkstream=True)
+
+    async def _read(self, stream_of: Callable[[int], str], group: str, count: int) -> list[Any]:
+        streams = {stream_of(s): ">" for s in range(self.backend.shards)}
+        reply = await self.redis.xreadgroup(group, self.name, streams, count=count, block=1000)
+        return list(reply or [])
+
+    async def _consume_jobs(self) -> None:
+        await self._ensure_groups(keys.jobs, JOBS_GROUP)
+        while not self._stopping.is_set():
+            for stream, entries in await self._read(keys.jobs, JOBS_GROUP, 128):
+                for entry_id, fields in entries:
+                    await self._slots.acquire()
+                    task = asyncio.create_task(self._handle_job(stream, entry_id, fields))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._job_done)
+
+    def _job_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        self._slots.release()
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("job_failed", error=repr(task.exception()))
+
+    async def _handle_job(self, stream: str, entry_id: str, fields: dict[str, str]) -> None:
+        challenge_id = fields.get("cid", "")
+        if fields.get("kind") == "ended":
+            outcome = await self.delivery.deliver_ending(challenge_id, fields.get("device_id", ""))
+        else:
+            outcome = await self.delivery.deliver_challenge(challenge_id)
+        self.metrics.jobs.labels(outcome).inc()
+        await self.redis.xack(stream, JOBS_GROUP, entry_id)
+
+    async def _reclaim_jobs(self) -> None:
+        """Take over jobs another (dead) worker read but never acknowledged."""
+        interval = max(0.2, self.reclaim_idle_ms / 2000)
+        while not self._stopping.is_set():
+            await asyncio.sleep(interval)
+            for shard in range(self.backend.shards):
+                stream = keys.jobs(shard)
+                reply = await self.redis.xautoclaim(
+                    stream, JOBS_GROUP, self.name, self.reclaim_idle_ms, "0-0", count=64
+                )
+                for entry_id, fields in reply[1]:
+                    if fields is None:
+                        continue
+                    self.metrics.jobs.labels("reclaimed").inc()
+                    await self._slots.acquire()
+                    task = asyncio.create_task(self._handle_job(stream, entry_id, fields))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._job_done)
+
+    async def _sweep_expiries(self) -> None:
+        """End challenges whose deadline passed (the waiters' own timers are the fast path)."""
+        while not self._stopping.is_set():
+            now_ms = int(self.clock() * 1000)
+            for shard in range(self.backend.shards):
+                for challenge_id in await self.challenges.due_for_expiry(shard, now_ms):
+                    record = await self.challenges.get(challenge_id)
+                    if record is None:
+                        await self.challenges.drop_from_expiry(shard, challenge_id)
+                        continue
+                    policy = await self.tenants.get_policy(record["tenant"])
+                    outcome = await self.challenges.end(
+                        record,
+                        status="expired",
+                        reason="ttl",
+                        method=None,
+                        retention_s=policy.result_retention_seconds,
+                        now_ms=now_ms,
+                    )
+                    if outcome.result == "expired":
+                        self.metrics.expired.inc()
+                    elif outcome.result != "pending":
+                        await self.challenges.drop_from_expiry(shard, challenge_id)
+            await asyncio.sleep(self.sweep_interval)
+
+    async def _relay_events(self) -> None:
+        await self._ensure_groups(keys.outbox, RELAY_GROUP)
+        while not self._stopping.is_set():
+            for stream, entries in await self._read(keys.outbox, RELAY_GROUP, 256):
+                shard = int(stream.split(":", 1)[1].split("}", 1)[0])
+                for entry_id, fields in entries:
+                    if await self.relay.relay(shard, entry_id, fields):
+                        self.metrics.events_relayed.inc()
+                    await self.redis.xack(stream, RELAY_GROUP, entry_id)
+
+    async def _observe_queue(self) -> None:
+        """Export queue lag and pending counts every few seconds."""
+        while not self._stopping.is_set():
+            lag = pending = 0
+            for shard in range(self.backend.shards):
+                for group in await self.redis.xinfo_groups(keys.jobs(shard)):
+                    if group.get("name") == JOBS_GROUP:
+                        lag += int(group.get("lag") or 0)
+                        pending += int(group.get("pending") or 0)
+            self.metrics.queue_lag.set(lag)
+            self.metrics.queue_pending.set(pending)
+            await asyncio.sleep(5)
