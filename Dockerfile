@@ -12,6 +12,9 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 # Compilers only for dependencies without a wheel for this platform; never in the final image.
+# Debian package versions are not pinned (DL3008): the pinned base tag fixes the release,
+# and pinning exact versions breaks the build as soon as a security update supersedes them.
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends build-essential \
  && rm -rf /var/lib/apt/lists/*
@@ -39,6 +42,7 @@ LABEL org.opencontainers.image.title="pushgate" \
       org.opencontainers.image.licenses="Apache-2.0"
 
 # tini as PID 1 forwards SIGTERM to pushgate (which then drains) and reaps children.
+# hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends tini \
  && rm -rf /var/lib/apt/lists/* \
