@@ -156,6 +156,17 @@ def test_gateway_probes_hit_healthz_and_readyz_on_the_named_http_port() -> None:
             assert gateway[probe]["httpGet"] == {"path": path, "port": "http"}, (target, probe)
 
 
+def test_worker_probes_hit_healthz_on_the_named_metrics_port() -> None:
+    """The worker's startup and liveness probes GET /healthz on port "metrics"."""
+    for target in TARGETS:
+        worker = pushgate_workload(target, "worker").container("worker")
+        for probe in ("startupProbe", "livenessProbe"):
+            assert worker[probe]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+        workload = pushgate_workload(target, "worker")
+        # The metrics listener binds PUSHGATE_HOST: loopback would fail the kubelet's probes.
+        assert workload.env(worker)["PUSHGATE_HOST"] == "0.0.0.0"  # noqa: S104
+
+
 def test_container_ports_match_the_port_settings() -> None:
     """The gateway's http port is PUSHGATE_PORT and the worker's metrics port its setting."""
     for target in TARGETS:
@@ -211,6 +222,15 @@ def test_rendered_settings_pass_the_app_validation() -> None:
         loaded = settings.Settings(_env_file=None, **values)
         assert loaded.host == "0.0.0.0"  # noqa: S104 - the pod must listen on its IP
         assert loaded.log_format == "json"
+
+
+def test_apns_key_file_comes_with_key_id_team_and_topic() -> None:
+    """Wherever PUSHGATE_APNS_KEY_FILE is set, the other APNs settings it needs are too."""
+    for workload, container in pushgate_containers():
+        env = workload.env(container)
+        if "PUSHGATE_APNS_KEY_FILE" in env:
+            for name in ("PUSHGATE_APNS_KEY_ID", "PUSHGATE_APNS_TEAM_ID", "PUSHGATE_APNS_TOPIC"):
+                assert env.get(name), f"{workload.target}/{workload.name}: {name}"
 
 
 def test_every_secret_reference_is_defined_in_the_secret_example() -> None:
