@@ -77,4 +77,4 @@ def configure_logging(level: str = "info", fmt: str = "json", stream: TextIO | N
 
 def get_logger(name: str) -> Any:
     """A structlog logger bound to a component name."""
-    return structlog.get_logger(name).bind(component=name)
+    return structlog.get_logger(name, component=name)

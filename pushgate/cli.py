@@ -1,0 +1,168 @@
+"""The ``pushgate`` command line: serve, worker, demo, tenant and key management, check."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Coroutine, Sequence
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from pushgate.logs import configure_logging
+from pushgate.settings import Settings, SettingsError, load_settings
+
+
+def _run(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run on uvloop when available."""
+    try:
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(coro)
+    except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
+        return asyncio.run(coro)
+
+
+def _print(obj: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def _settings(**overrides: Any) -> Settings:
+    return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _require_secret(settings: Settings) -> None:
+    if settings.secret_key is None:
+        raise SettingsError(
+            "PUSHGATE_SECRET_KEY is required (base64 of 32 random bytes), e.g.\n"
+            "  export PUSHGATE_SECRET_KEY=$(python -c 'import os,base64;"
+            "print(base64.b64encode(os.urandom(32)).decode())')"
+        )
+    if settings.redis_url is None:
+        raise SettingsError("PUSHGATE_REDIS_URL is required (redis:// or rediss://)")
+
+
+async def _with_tenants(settings: Settings, action: str, args: argparse.Namespace) -> dict[str, Any]:
+    from approvals.store.backend import connect
+    from approvals.store.tenants import TenantStore
+
+    assert settings.redis_url is not None
+    backend = connect(settings.redis_url, cluster=settings.redis_cluster, shards=settings.shards)
+    tenants = TenantStore(backend)
+    now_ms = int(time.time() * 1000)
+    try:
+        if action == "tenant-create":
+            tenant_id, key_id, api_key = await tenants.create_tenant(args.name, now_ms)
+            return {"tenant_id": tenant_id, "admin_key": api_key, "key_id": key_id}
+        if action == "apikey-create":
+            key_id, api_key = await tenants.create_key(args.tenant_id, args.role, now_ms)
+            return {"key_id": key_id, "api_key": api_key, "role": args.role}
+        if action == "apikey-revoke":
+            if not await tenants.revoke_key(args.key_id):
+                raise LookupError(f"unknown key {args.key_id}")
+            return {"key_id": args.key_id, "revoked": True}
+        if action == "check":
+            info = await backend.redis.info("server")
+            return {
+                "ok": True,
+                "redis": {"version": info.get("redis_version") or info.get("valkey_version")},
+                "public_url": settings.public_url,
+                "shards": settings.shards,
+            }
+        raise ValueError(action)
+    finally:
+        await backend.close()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pushgate", description="Push-notification login approval with TOTP fallback."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the HTTP + websocket gateway")
+    serve.add_argument("--host", help="listen address (overrides PUSHGATE_HOST)")
+    serve.add_argument("--port", type=int, help="listen port (overrides PUSHGATE_PORT)")
+    serve.add_argument("--with-worker", action="store_true", help="also run a push worker")
+    sub.add_parser("worker", help="run a push worker")
+    demo = sub.add_parser("demo", help="everything on one machine with an embedded Redis")
+    demo.add_argument("--host", help="listen address (default 127.0.0.1)")
+    demo.add_argument("--port", type=int, help="listen port (default 8080)")
+    tenant = sub.add_parser("tenant", help="manage tenants").add_subparsers(
+        dest="action", required=True
+    )
+    tenant_create = tenant.add_parser("create", help="create a tenant and its first admin key")
+    tenant_create.add_argument("name")
+    apikey = sub.add_parser("apikey", help="manage API keys").add_subparsers(
+        dest="action", required=True
+    )
+    key_create = apikey.add_parser("create", help="create an API key (shown once)")
+    key_create.add_argument("tenant_id")
+    key_create.add_argument("--role", choices=["portal", "admin"], required=True)
+    key_revoke = apikey.add_parser("revoke", help="revoke an API key by its id")
+    key_revoke.add_argument("key_id")
+    sub.add_parser("check", help="validate settings and reach Redis")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``pushgate`` script."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "demo":
+            from pushgate.demo.runner import run_demo
+
+            configure_logging("warning", "console", stream=sys.stderr)
+            _run(run_demo(host=args.host, port=args.port))
+            return 0
+        if args.command == "serve":
+            settings = _settings(host=args.host, port=args.port)
+            _require_secret(settings)
+            configure_logging(settings.log_level, settings.log_format)
+            from pushgate.runtime import serve, stop_on_signals
+
+            async def _serve() -> None:
+                stop = asyncio.Event()
+                stop_on_signals(stop)
+                await serve(settings, with_worker=args.with_worker, stop=stop)
+
+            _run(_serve())
+            return 0
+        if args.command == "worker":
+            settings = _settings()
+            _require_secret(settings)
+            configure_logging(settings.log_level, settings.log_format)
+            from pushgate.runtime import run_worker, stop_on_signals
+
+            async def _work() -> None:
+                stop = asyncio.Event()
+                stop_on_signals(stop)
+                await run_worker(settings, stop=stop)
+
+            _run(_work())
+            return 0
+        settings = _settings()
+        configure_logging(settings.log_level, settings.log_format, stream=sys.stderr)
+        if settings.redis_url is None:
+            raise SettingsError("PUSHGATE_REDIS_URL is required (redis:// or rediss://)")
+        action = {"tenant": "tenant-", "apikey": "apikey-"}.get(args.command, "")
+        action += getattr(args, "action", "") or args.command
+        _print(_run(_with_tenants(settings, action, args)))
+        return 0
+    except SettingsError as exc:
+        sys.stderr.write(f"pushgate: {exc}\n")
+        return 2
+    except (LookupError, ValueError) as exc:
+        sys.stderr.write(f"pushgate: {exc}\n")
+        return 1
+    except (OSError, RedisError) as exc:
+        sys.stderr.write(f"pushgate: cannot reach Redis: {exc}\n")
+        return 3
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""``pushgate demo``: the whole product on one machine with an embedded Redis."""

@@ -1,0 +1,72 @@
+"""Start the embedded Redis, a demo tenant, the gateway with a worker, and print the URLs."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from typing import Any
+
+from approvals.secretbox import new_key_setting
+from approvals.store.backend import connect
+from approvals.store.tenants import TenantStore
+from gateway.app import create_app
+from pushgate.embedded import EmbeddedRedis
+from pushgate.runtime import serve, stop_on_signals
+from pushgate.settings import load_settings
+
+
+async def _demo_tenant(redis_url: str, shards: int) -> dict[str, str]:
+    backend = connect(redis_url, shards=shards)
+    try:
+        tenants = TenantStore(backend)
+        now_ms = int(time.time() * 1000)
+        tenant_id, _, admin_key = await tenants.create_tenant("demo", now_ms)
+        _, portal_key = await tenants.create_key(tenant_id, "portal", now_ms)
+    finally:
+        await backend.close()
+    return {"tenant_id": tenant_id, "admin_key": admin_key, "portal_key": portal_key}
+
+
+async def run_demo(*, host: str | None = None, port: int | None = None) -> None:
+    """Run until Ctrl-C; the embedded server stops with the demo."""
+    overrides: dict[str, Any] = {k: v for k, v in {"host": host, "port": port}.items() if v}
+    base = load_settings(**overrides)
+    embedded: EmbeddedRedis | None = None
+    if base.redis_url is None:
+        embedded = EmbeddedRedis()
+        embedded.start()
+        overrides["redis_url"] = embedded.url
+    overrides.setdefault("secret_key", base.secret_key or new_key_setting())
+    settings = load_settings(**overrides)
+    assert settings.redis_url is not None
+    try:
+        tenant = await _demo_tenant(settings.redis_url, settings.shards)
+        app = create_app(settings)
+        from pushgate.demo.site import install_demo
+
+        install_demo(app, settings=settings, tenant=tenant)
+        stop = asyncio.Event()
+        stop_on_signals(stop)
+
+        def announce(_url: str) -> None:
+            public = settings.public_url
+            lines = [
+                "pushgate demo is running",
+                f"  portal page:     {public}/demo/",
+                f"  phone simulator: {public}/demo/phone",
+                f"  API:             {public}/v1/  (OpenAPI at {public}/openapi.json)",
+                f"  tenant:          {tenant['tenant_id']}",
+                f"  portal API key:  {tenant['portal_key']}",
+                f"  admin API key:   {tenant['admin_key']}",
+                f"  Redis:           {settings.redis_url}"
+                + (" (embedded, private)" if embedded else ""),
+                "Press Ctrl-C to stop.",
+            ]
+            sys.stdout.write("\n".join(lines) + "\n")
+            sys.stdout.flush()
+
+        await serve(settings, with_worker=True, stop=stop, app=app, on_ready=announce)
+    finally:
+        if embedded is not None:
+            embedded.close()

@@ -1,0 +1,103 @@
+"""Running the gateway and the worker as long-lived processes, with graceful drain."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from gateway.app import create_app
+from gateway.services import SERVICES
+from pusher.providers.factory import build_providers
+from pusher.worker import Worker
+from pushgate.logs import get_logger
+from pushgate.settings import Settings
+
+log = get_logger("pushgate.runtime")
+
+AppHook = Callable[[web.Application], Awaitable[None]]
+
+
+def stop_on_signals(stop: asyncio.Event) -> None:
+    """SIGTERM and SIGINT set ``stop`` (graceful drain instead of dying mid-request)."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+
+def attach_worker(app: web.Application, settings: Settings) -> Worker:
+    """Run a worker inside the gateway process (``serve --with-worker`` and ``demo``)."""
+    worker = Worker(settings, providers=build_providers(settings))
+    app[SERVICES].extra_registries.append(worker.metrics.registry)
+
+    async def lifecycle(_app: web.Application):  # type: ignore[no-untyped-def]
+        await worker.start()
+        yield
+        await worker.stop(settings.drain_seconds)
+
+    app.cleanup_ctx.append(lifecycle)
+    return worker
+
+
+async def serve(
+    settings: Settings,
+    *,
+    with_worker: bool = False,
+    stop: asyncio.Event | None = None,
+    app: web.Application | None = None,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Serve the gateway until ``stop`` (or SIGTERM), then drain: readiness fails at once,
+    websockets close with 1012, in-flight requests finish within ``drain_seconds``."""
+    stop = stop or asyncio.Event()
+    app = app or create_app(settings)
+    if with_worker:
+        attach_worker(app, settings)
+    runner = web.AppRunner(
+        app, access_log=None, shutdown_timeout=settings.drain_seconds, handle_signals=False
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port, backlog=2048)
+    await site.start()
+    url = f"http://{settings.host}:{settings.port}"
+    log.info("gateway_listening", url=url, with_worker=with_worker)
+    if on_ready is not None:
+        on_ready(url)
+    await stop.wait()
+    log.info("gateway_draining", grace_seconds=settings.drain_seconds)
+    app[SERVICES].draining = True
+    await runner.cleanup()
+    log.info("gateway_stopped")
+
+
+async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
+    """Run a standalone worker with a small /metrics + /healthz server."""
+    stop = stop or asyncio.Event()
+    worker = Worker(settings, providers=build_providers(settings))
+    metrics_app = web.Application()
+
+    async def metrics(_request: web.Request) -> web.Response:
+        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+        return web.Response(
+            body=generate_latest(worker.metrics.registry),
+            headers={"Content-Type": CONTENT_TYPE_LATEST},
+        )
+
+    async def healthz(_request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    metrics_app.router.add_get("/metrics", metrics)
+    metrics_app.router.add_get("/healthz", healthz)
+    runner = web.AppRunner(metrics_app, access_log=None, handle_signals=False)
+    await runner.setup()
+    if settings.worker_metrics_port:
+        await web.TCPSite(runner, settings.host, settings.worker_metrics_port).start()
+    log.info("worker_started", name=worker.name, providers=sorted(worker.providers))
+    try:
+        await worker.run_until(stop)
+    finally:
+        await runner.cleanup()
+    log.info("worker_stopped")
