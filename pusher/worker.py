@@ -225,7 +225,11 @@ class Worker:
         while not self._stopping.is_set():
             lag = pending = 0
             for shard in range(self.backend.shards):
-                for group in await self.redis.xinfo_groups(keys.jobs(shard)):
+                try:
+                    groups = await self.redis.xinfo_groups(keys.jobs(shard))
+                except ResponseError:  # the stream does not exist yet
+                    continue
+                for group in groups:
                     if group.get("name") == JOBS_GROUP:
                         lag += int(group.get("lag") or 0)
                         pending += int(group.get("pending") or 0)
