@@ -26,7 +26,6 @@ In-process use::
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
@@ -43,8 +42,7 @@ from h2.settings import SettingCodes
 from pusher.standins.app import Standin
 from pusher.standins.credentials import ApnsKey
 from pusher.standins.faults import Fault
-from pusher.standins.messages import Request, Response
-from pusher.standins.recorder import Received
+from pusher.standins.messages import Request, Response, parse_json
 
 MAX_PAYLOAD = 4096
 MAX_COLLAPSE_ID = 64
@@ -91,13 +89,6 @@ class _Reject(Exception):
 class _TeamKey:
     team_id: str
     public_key: EllipticCurvePublicKey
-
-
-def _parse_json(body: bytes) -> Any:
-    try:
-        return json.loads(body) if body else None
-    except ValueError:
-        return None
 
 
 class ApnsStandin(Standin):
@@ -147,7 +138,7 @@ class ApnsStandin(Standin):
         apns_id = request.header("apns-id") or str(uuid.uuid4()).upper()
         match = _PATH.fullmatch(request.path)
         token = match.group(1) if match else ""
-        payload = _parse_json(request.body)
+        payload = parse_json(request.body)
         fault: Fault | None = None
         try:
             self._check(request, match is not None, token, payload)
@@ -157,11 +148,11 @@ class ApnsStandin(Standin):
         except _Reject as reject:
             fault = Fault(reject.status, reject.reason)
         if fault is not None and fault.hang:
-            self._record(request, token, payload, None, None)
+            self.record(request, token, payload, None, None)
             await self.pause(fault)
         status = fault.status if fault is not None else 200
         reason = fault.reason if fault is not None else None
-        self._record(request, token, payload, status, reason)
+        self.record(request, token, payload, status, reason)
         await self.pause(None)
         headers = [("apns-id", apns_id)]
         if fault is None:
@@ -262,21 +253,3 @@ class ApnsStandin(Standin):
                 self._verified.clear()
             self._verified[token] = known
         return known
-
-    def _record(
-        self, request: Request, token: str, payload: Any, status: int | None, reason: str | None
-    ) -> None:
-        self.received.add(
-            Received(
-                at=time.time(),
-                method=request.method,
-                path=request.path,
-                token=token,
-                headers=request.header_map(),
-                payload=payload,
-                body_size=len(request.body),
-                status=status,
-                reason=reason,
-                http_version=request.http_version,
-            )
-        )

@@ -13,6 +13,7 @@ Control API (same TLS port as the service, HTTP/2 or HTTP/1.1, JSON bodies)::
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
@@ -21,7 +22,7 @@ from h2.settings import SettingCodes
 
 from pusher.standins.faults import Fault, FaultPlan
 from pusher.standins.messages import Request, Response
-from pusher.standins.recorder import Recorder
+from pusher.standins.recorder import Received, Recorder
 
 CONTROL_PREFIX = "/_standin/"
 
@@ -48,6 +49,25 @@ class Standin:
 
     async def handle_service(self, request: Request) -> Response:
         raise NotImplementedError
+
+    def record(
+        self, request: Request, token: str, payload: Any, status: int | None, reason: str | None
+    ) -> None:
+        """Add one push request and its answer (``status`` None: left unanswered)."""
+        self.received.add(
+            Received(
+                at=time.time(),
+                method=request.method,
+                path=request.path,
+                token=token,
+                headers=request.header_map(),
+                payload=payload,
+                body_size=len(request.body),
+                status=status,
+                reason=reason,
+                http_version=request.http_version,
+            )
+        )
 
     async def pause(self, fault: Fault | None) -> None:
         """Apply the configured latency, and never return for a hanging fault."""

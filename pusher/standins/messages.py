@@ -61,3 +61,11 @@ class Response:
 
 
 Handler = Callable[[Request], Awaitable[Response]]
+
+
+def parse_json(body: bytes) -> Any:
+    """``body`` parsed as JSON, or None if it is empty or not JSON."""
+    try:
+        return json.loads(body) if body else None
+    except ValueError:
+        return None

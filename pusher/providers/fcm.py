@@ -1,0 +1,256 @@
+"""FCM router: firebase-admin's HTTP v1 async send through one named app per provider.
+
+Each provider owns a firebase ``App`` (a unique name unless given), so several providers
+(and tests) live side by side. ``endpoint`` overrides the send URL on this provider's own
+messaging service (its ``_fcm_url``, set right after the service is built), so no class
+attribute is changed and other apps keep Google's URL. ``ca_file`` makes both the httpx
+sender and the token refresh trust that CA; the OAuth token URL is the service account's
+``token_uri``.
+
+google-auth refreshes tokens with blocking HTTP, so the provider refreshes in
+``asyncio.to_thread`` a few minutes ahead of expiry and the library never has to do it
+on the loop. The library retries 500 / 503 itself; the provider adds no retry loop of its
+own and only maps the final outcome, bounded by ``timeout``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import logging
+import ssl
+import time
+import uuid
+import warnings
+from pathlib import Path
+from typing import Any, Literal
+
+import firebase_admin
+import google.auth.exceptions
+import google.auth.transport.requests
+import httpx
+from firebase_admin import _http_client, credentials, exceptions, messaging
+from firebase_admin._retry import HttpxRetryTransport
+
+from pusher.payloads import FcmFields, fcm_fields, retry_after_seconds
+from pusher.providers.base import PushMessage, SendOutcome, SendResult
+
+log = logging.getLogger(__name__)
+
+REFRESH_AHEAD = datetime.timedelta(minutes=5)  # > google-auth's own 3m45s threshold
+TOKEN_FIELDS = frozenset({"message.token", "message.fid"})
+RETRY_ERRORS = (
+    exceptions.ResourceExhaustedError,  # 429, QuotaExceededError
+    exceptions.UnavailableError,  # 503 and connection failures
+    exceptions.InternalError,  # 500
+    exceptions.DeadlineExceededError,  # httpx timeouts
+)
+
+
+def _token_rejected(exc: exceptions.FirebaseError) -> bool:
+    """Whether an INVALID_ARGUMENT answer is about the registration token itself."""
+    if "registration token" in str(exc):
+        return True
+    body = _error_body(exc)
+    for detail in body.get("details", []):
+        for violation in detail.get("fieldViolations", []):
+            if violation.get("field") in TOKEN_FIELDS:
+                return True
+    return False
+
+
+def _outcome(exc: exceptions.FirebaseError) -> SendOutcome:
+    if isinstance(exc, (messaging.UnregisteredError, messaging.SenderIdMismatchError)):
+        return SendOutcome.INVALID_TOKEN
+    if isinstance(exc, exceptions.InvalidArgumentError) and _token_rejected(exc):
+        return SendOutcome.INVALID_TOKEN
+    if isinstance(exc, RETRY_ERRORS):
+        return SendOutcome.RETRY
+    if isinstance(exc, exceptions.UnknownError) and isinstance(exc.cause, httpx.HTTPError):
+        return SendOutcome.RETRY  # connection reset, HTTP/2 protocol error
+    return SendOutcome.FAILED
+
+
+def _error_body(exc: exceptions.FirebaseError) -> dict[str, Any]:
+    response = exc.http_response
+    if response is None:
+        return {}
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, dict) else {}
+
+
+def _fcm_error_code(exc: exceptions.FirebaseError) -> str:
+    for detail in _error_body(exc).get("details", []):
+        if str(detail.get("@type", "")).endswith("FcmError") and detail.get("errorCode"):
+            return str(detail["errorCode"])
+    return str(exc.code)
+
+
+class FcmProvider:
+    """Sends pushes through FCM HTTP v1 with one firebase app created in :meth:`start`."""
+
+    name = "fcm"
+
+    def __init__(
+        self,
+        *,
+        service_account_file: str | Path,
+        project_id: str | None = None,
+        endpoint: str | None = None,
+        ca_file: str | Path | None = None,
+        timeout: float = 10.0,
+        target_field: Literal["token", "fid"] = "token",
+        app_name: str | None = None,
+    ) -> None:
+        self._service_account_file = str(service_account_file)
+        self._project_id = project_id
+        self._endpoint = endpoint.rstrip("/") if endpoint else None
+        self._ca_file = None if ca_file is None else str(ca_file)
+        self._timeout = timeout
+        self._target_field = target_field
+        self._app_name = app_name or f"pushgate-fcm-{uuid.uuid4().hex[:12]}"
+        self._app: Any = None
+        self._service: Any = None
+        self._credential: Any = None
+        self._auth_request: google.auth.transport.requests.Request | None = None
+        self._refresh_lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        """Create the firebase app and its messaging service, and fetch a first token."""
+        if self._app is not None:
+            return
+        certificate = await asyncio.to_thread(credentials.Certificate, self._service_account_file)
+        options: dict[str, Any] = {"httpTimeout": self._timeout}
+        if self._project_id:
+            options["projectId"] = self._project_id
+        app = firebase_admin.initialize_app(certificate, options, name=self._app_name)
+        service = messaging._get_messaging_service(app)
+        if self._endpoint:
+            service._fcm_url = f"{self._endpoint}/v1/projects/{service._project_id}/messages:send"
+        self._auth_request = google.auth.transport.requests.Request()
+        if self._ca_file:
+            # trust_env off, or REQUESTS_CA_BUNDLE from the environment would win over verify.
+            self._auth_request.session.trust_env = False
+            self._auth_request.session.verify = self._ca_file
+            await self._trust_ca(service, ssl.create_default_context(cafile=self._ca_file))
+        self._app, self._service = app, service
+        self._credential = certificate.get_credential()
+        try:
+            await self._fresh_token()
+        except google.auth.exceptions.GoogleAuthError as exc:
+            log.warning("fcm token fetch at start failed, will retry on send: %r", exc)
+
+    async def _trust_ca(self, service: Any, context: ssl.SSLContext) -> None:
+        """Rebuild the service's httpx client as the library does, trusting ``context``."""
+        wrapper = service._async_client
+        old: httpx.AsyncClient = wrapper._async_client
+        retry = _http_client.DEFAULT_HTTPX_RETRY_CONFIG
+        wrapper._async_client = httpx.AsyncClient(
+            http2=True,
+            timeout=self._timeout,
+            headers=wrapper._headers,
+            auth=_http_client.GoogleAuthCredentialFlow(service._credential),
+            mounts={
+                "http://": HttpxRetryTransport(retry=retry, verify=context),
+                "https://": HttpxRetryTransport(retry=retry, verify=context),
+            },
+        )
+        await old.aclose()
+
+    async def close(self) -> None:
+        """Close the httpx client and delete the firebase app."""
+        app, service, self._app, self._service = self._app, self._service, None, None
+        if service is not None:
+            await service._async_client.aclose()
+        if app is not None:
+            # delete_app closes services with asyncio.run(), which needs a loop-free thread.
+            await asyncio.to_thread(firebase_admin.delete_app, app)
+        if self._auth_request is not None:
+            self._auth_request.session.close()
+            self._auth_request = None
+
+    async def _fresh_token(self) -> None:
+        """Refresh the access token off the loop when it is missing or close to expiry."""
+        if self._token_is_fresh():
+            return
+        async with self._refresh_lock:
+            if not self._token_is_fresh():
+                await asyncio.to_thread(self._credential.refresh, self._auth_request)
+
+    def _token_is_fresh(self) -> bool:
+        cred = self._credential
+        if cred is None or not cred.token or cred.expiry is None:
+            return False
+        now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)
+        left: datetime.timedelta = cred.expiry - now
+        return left > REFRESH_AHEAD
+
+    def _message(self, token: str, fields: FcmFields) -> Any:
+        android = messaging.AndroidConfig(
+            priority=fields.priority,
+            ttl=fields.ttl,
+            collapse_key=fields.collapse_key,
+            notification=messaging.AndroidNotification(tag=fields.collapse_key),
+        )
+        parts: dict[str, Any] = {
+            "data": fields.data,
+            "notification": messaging.Notification(title=fields.title, body=fields.body),
+            "android": android,
+        }
+        if self._target_field == "fid":
+            return messaging.Message(fid=token, **parts)
+        with warnings.catch_warnings():
+            # 7.x deprecates ``token`` for ``fid``; stored devices hold registration tokens.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return messaging.Message(token=token, **parts)
+
+    async def send(self, message: PushMessage) -> SendResult:
+        """Send one message; bounded by the timeout, never raises for FCM errors."""
+        if self._app is None:
+            return SendResult(SendOutcome.FAILED, self.name, reason="provider not started")
+        try:
+            fcm_message = self._message(message.token, fcm_fields(message))
+        except ValueError as exc:
+            return SendResult(SendOutcome.FAILED, self.name, reason=str(exc))
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._fresh_token()
+                batch = await messaging.send_each_async([fcm_message], app=self._app)
+        except TimeoutError:
+            return SendResult(SendOutcome.RETRY, self.name, reason="timeout")
+        except google.auth.exceptions.GoogleAuthError as exc:
+            return self._auth_failure(exc)
+        except exceptions.FirebaseError as exc:
+            return self._failure(exc)
+        except Exception as exc:
+            log.warning("fcm send failed: %r", exc)
+            return SendResult(SendOutcome.RETRY, self.name, reason=type(exc).__name__)
+        response = batch.responses[0]
+        if response.success:
+            return SendResult(
+                SendOutcome.DELIVERED, self.name, status=200, provider_id=response.message_id
+            )
+        return self._failure(response.exception)
+
+    def _auth_failure(self, exc: google.auth.exceptions.GoogleAuthError) -> SendResult:
+        transient = isinstance(exc, google.auth.exceptions.TransportError) or getattr(
+            exc, "retryable", False
+        )
+        outcome = SendOutcome.RETRY if transient else SendOutcome.FAILED
+        log.warning("fcm token refresh failed: %r", exc)
+        return SendResult(outcome, self.name, reason=f"token refresh: {type(exc).__name__}")
+
+    def _failure(self, exc: exceptions.FirebaseError) -> SendResult:
+        response = exc.http_response
+        status = response.status_code if response is not None else None
+        retry_after = None
+        if response is not None:
+            retry_after = retry_after_seconds(response.headers.get("retry-after"), time.time())
+        outcome = _outcome(exc)
+        return SendResult(
+            outcome, self.name, status=status, reason=_fcm_error_code(exc), retry_after=retry_after
+        )
