@@ -66,6 +66,7 @@ class Standin:
                 status=status,
                 reason=reason,
                 http_version=request.http_version,
+                connection_id=request.connection.connection_id,
             )
         )
 

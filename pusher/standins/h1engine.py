@@ -23,7 +23,10 @@ class H1Engine:
 
     http_version = "1.1"
 
-    def __init__(self, transport: asyncio.Transport, handler: Handler, spawn: Spawn) -> None:
+    def __init__(
+        self, transport: asyncio.Transport, handler: Handler, spawn: Spawn, connection_id: int = 0
+    ) -> None:
+        self.connection_id = connection_id
         self.notes: dict[str, Any] = {}
         self._transport = transport
         self._handler = handler

@@ -46,7 +46,9 @@ class H2Engine:
         handler: Handler,
         spawn: Spawn,
         settings: Mapping[SettingCodes, int] | None = None,
+        connection_id: int = 0,
     ) -> None:
+        self.connection_id = connection_id
         self.notes: dict[str, Any] = {}
         self._transport = transport
         self._handler = handler

@@ -12,6 +12,7 @@ class ConnectionControl(Protocol):
     """What a handler may do to the connection a request came in on."""
 
     http_version: str  # "2" or "1.1"
+    connection_id: int  # sequential per server, to tell connections apart in records
     notes: dict[str, Any]  # per-connection scratch space for handlers
 
     def set_max_concurrent_streams(self, value: int) -> None:

@@ -22,6 +22,7 @@ class Received:
     status: int | None  # the answer's HTTP status; None for a request left unanswered
     reason: str | None  # APNs reason / FCM errorCode of an error answer
     http_version: str  # "2" or "1.1"
+    connection_id: int  # which connection it came on (sequential per server)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import ssl
 from collections.abc import Coroutine, Mapping
 from typing import Any
@@ -76,6 +77,7 @@ class StandinServer:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.connections: set[_Connection] = set()
+        self._ids = itertools.count(1)
 
     async def start(self, host: str, port: int, ssl_context: ssl.SSLContext) -> int:
         """Listen on ``host:port`` (0 picks a free port); return the bound port."""
@@ -106,7 +108,7 @@ class StandinServer:
         return task
 
     def make_h2(self, transport: asyncio.Transport) -> H2Engine:
-        return H2Engine(transport, self._handler, self.spawn, self._h2_settings)
+        return H2Engine(transport, self._handler, self.spawn, self._h2_settings, next(self._ids))
 
     def make_h1(self, transport: asyncio.Transport) -> H1Engine:
-        return H1Engine(transport, self._handler, self.spawn)
+        return H1Engine(transport, self._handler, self.spawn, next(self._ids))
