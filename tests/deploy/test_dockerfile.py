@@ -12,8 +12,10 @@ import shlex
 import shutil
 import subprocess
 import sys
+import threading
 import tomllib
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -245,18 +247,55 @@ def is_ignored(rules: list[tuple[bool, re.Pattern[str]]], path: str) -> bool:
     return ignored
 
 
-def test_healthcheck_probes_healthz_with_the_python_stdlib(final: Stage) -> None:
-    """HEALTHCHECK runs python's urllib against /healthz on PUSHGATE_PORT, without curl."""
+def test_healthcheck_uses_python_stdlib_without_curl(final: Stage) -> None:
+    """HEALTHCHECK is exec-form Python (urllib) against /healthz; no curl or wget."""
     (check,) = final.of("HEALTHCHECK")
     command = check.exec_form()
     assert command[:2] == ["python", "-c"]
-    code = command[2]
-    assert "urllib.request" in code
-    assert "/healthz" in code
-    assert "PUSHGATE_PORT" in code
+    assert "urllib.request" in command[2]
+    assert "/healthz" in command[2]
     assert "curl" not in check.arguments
     assert "wget" not in check.arguments
-    compile(code, "HEALTHCHECK", "exec")
+
+
+class _Health(BaseHTTPRequestHandler):
+    status = 200
+
+    def do_GET(self) -> None:
+        self.send_response(self.status if self.path == "/healthz" else 404)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Keep test output quiet."""
+
+
+@pytest.mark.parametrize(
+    ("status", "role", "exit_code"),
+    [(200, "gateway", 0), (200, "worker", 0), (503, "gateway", 1), (None, "gateway", 1)],
+)
+def test_healthcheck_passes_only_when_healthz_answers_2xx(
+    final: Stage, status: int | None, role: str, exit_code: int
+) -> None:
+    """Run against a loopback /healthz: 2xx on the role's port passes; 503 or nothing fails."""
+    (check,) = final.of("HEALTHCHECK")
+    code = check.exec_form()[2]
+    handler = type("Handler", (_Health,), {"status": status or 200})
+    with ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        port = str(server.server_address[1])
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        if status is not None:
+            thread.start()
+        else:
+            server.server_close()
+        free = "1"  # nothing listens on port 1 here
+        env = {
+            "PUSHGATE_PORT": port if role == "gateway" else free,
+            "PUSHGATE_WORKER_METRICS_PORT": port if role == "worker" else free,
+        }
+        done = subprocess.run([sys.executable, "-c", code], env=env, timeout=30, check=False)
+        if status is not None:
+            server.shutdown()
+    assert done.returncode == exit_code
 
 
 def test_entrypoint_runs_pushgate_serve_under_an_init(final: Stage) -> None:
