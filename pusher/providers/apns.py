@@ -36,6 +36,7 @@ from pusher.providers.base import PushMessage, SendOutcome, SendResult
 log = logging.getLogger(__name__)
 
 PRIORITY_IMMEDIATE = 10
+CLOSE_TIMEOUT = 2.0  # seconds to wait for TLS shutdown before aborting connections
 INVALID_TOKEN_REASONS = frozenset(
     {"BadDeviceToken", "Unregistered", "DeviceTokenNotForTopic", "ExpiredToken"}
 )
@@ -76,6 +77,7 @@ def _protocol_class(
             super().__init__(*args, **kwargs)
             self.settings_seen = asyncio.Event()
             self.lost = False
+            self.closed = asyncio.Event()
 
         async def send_notification(self, request: NotificationRequest) -> NotificationResult:
             await self.settings_seen.wait()
@@ -100,7 +102,10 @@ def _protocol_class(
             # Requests whose sender timed out hold cancelled futures; aioapns would fail
             # setting an exception on them and skip the rest of its cleanup.
             self.requests = {k: f for k, f in self.requests.items() if not f.done()}
-            super().connection_lost(exc)
+            try:
+                super().connection_lost(exc)
+            finally:
+                self.closed.set()
 
     return Protocol
 
@@ -163,11 +168,20 @@ class ApnsProvider:
         self._client = client
 
     async def close(self) -> None:
-        """Close every connection of the client."""
+        """Close every connection of the client and wait (briefly) until they are gone."""
         client, self._client = self._client, None
-        if client is not None:
-            client.pool.close()
-            await asyncio.sleep(0)  # let the transports run connection_lost
+        if client is None:
+            return
+        connections = list(client.pool.connections)
+        client.pool.close()
+        waits = [c.closed.wait() for c in connections if hasattr(c, "closed")]
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                await asyncio.gather(*waits)
+        except TimeoutError:
+            for connection in connections:
+                if connection.transport is not None:
+                    connection.transport.abort()
 
     async def send(self, message: PushMessage) -> SendResult:
         """Send one notification; bounded by the timeout, never raises for APNs errors."""

@@ -97,6 +97,10 @@ class StandinServer:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        for _ in range(100):  # aborted transports close their sockets on the next turns
+            if not self.connections:
+                break
+            await asyncio.sleep(0.01)
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
