@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import json
-
 from aiohttp import web
 
 from gateway.auth import require_key
+from gateway.bodies import read_json_object
 from gateway.problems import ProblemError
 from gateway.services import services
 from policies.policy import Policy, PolicyError, parse_policy, patch_policy
 
 routes = web.RouteTableDef()
-
-
-async def _json_object(request: web.Request) -> object:
-    raw = await request.read()
-    try:
-        return json.loads(raw or b"{}")
-    except (ValueError, UnicodeDecodeError):
-        raise ProblemError(
-            "invalid_request", "the body is not valid JSON",
-            errors=[{"field": "body", "message": "invalid JSON"}],
-        ) from None
 
 
 def _policy_problem(exc: PolicyError) -> ProblemError:
@@ -49,7 +37,7 @@ async def _store(request: web.Request, tenant: str, policy: Policy) -> web.Respo
 async def put_policy(request: web.Request) -> web.Response:
     """Replace the whole policy; fields left out take their defaults."""
     identity = await require_key(request, "admin")
-    document = await _json_object(request)
+    document = await read_json_object(request)
     try:
         policy = parse_policy(document)
     except PolicyError as exc:
@@ -61,7 +49,7 @@ async def put_policy(request: web.Request) -> web.Response:
 async def patch_policy_route(request: web.Request) -> web.Response:
     """Change only the given fields."""
     identity = await require_key(request, "admin")
-    document = await _json_object(request)
+    document = await read_json_object(request)
     current = await services(request).tenants.get_policy(identity.tenant)
     try:
         policy = patch_policy(current, document)

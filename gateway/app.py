@@ -1,7 +1,8 @@
-"""``create_app``: the one seam that tests, the demo and ``pushgate serve`` build the gateway with."""
+"""``create_app``: the one seam through which tests, the demo and ``serve`` build the gateway."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from aiohttp import WSCloseCode, web
@@ -73,9 +74,12 @@ async def close_websockets(app: web.Application) -> None:
     """Tell every open websocket to reconnect elsewhere (1012 service restart)."""
     svc = app[SERVICES]
     svc.draining = True
-    for ws in list(svc.websockets):
-        if not ws.closed:
-            await ws.close(code=WSCloseCode.SERVICE_RESTART, message=b"server restarting")
+    closing = [
+        ws.close(code=WSCloseCode.SERVICE_RESTART, message=b"server restarting")
+        for ws in list(svc.websockets)
+        if not ws.closed
+    ]
+    await asyncio.gather(*closing, return_exceptions=True)
 
 
 def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:

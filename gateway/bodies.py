@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+)
 
 from gateway.problems import ProblemError
 
@@ -21,6 +28,10 @@ class Strict(BaseModel):
     """Base for every body: unknown fields are errors, types are not coerced."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class NoBody(Strict):
+    """Routes that take no parameters accept only an empty body or ``{}``."""
 
 
 class ChallengeContext(Strict):
@@ -70,6 +81,7 @@ class DeviceResponse(Strict):
 
 
 Body = TypeVar("Body", bound=BaseModel)
+_JSON_OBJECT: TypeAdapter[dict[str, Any]] = TypeAdapter(dict[str, Any])
 
 
 def _field_errors(exc: ValidationError) -> list[dict[str, str]]:
@@ -94,5 +106,14 @@ async def read_body(request: web.Request, model: type[Body]) -> Body:
         raw = b"{}"
     try:
         return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise validation_problem(exc) from None
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    """The body as a JSON object (any keys), or a 422 problem for anything else."""
+    raw = await request.read()
+    try:
+        return _JSON_OBJECT.validate_json(raw.strip() or b"{}")
     except ValidationError as exc:
         raise validation_problem(exc) from None

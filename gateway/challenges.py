@@ -25,6 +25,7 @@ from pushgate.logs import get_logger
 log = get_logger("gateway.challenges")
 
 MAX_WAIT_SECONDS = 55
+DRAIN_MARGIN_SECONDS = 0.5
 PING_SECONDS = 20.0
 routes = web.RouteTableDef()
 
@@ -183,6 +184,8 @@ async def _wait_for_end(svc: Services, record: dict[str, str], wait: float) -> d
                 break
             until_expiry = (int(record["expires_at"]) - now_ms) / 1000
             remaining = min(deadline - loop.time(), until_expiry + 0.05)
+            if svc.drain_deadline is not None:  # answer before the drain cuts the request
+                remaining = min(remaining, svc.drain_deadline - DRAIN_MARGIN_SECONDS - loop.time())
             if remaining <= 0:
                 break
             with contextlib.suppress(TimeoutError):

@@ -16,7 +16,7 @@ from approvals.binding import decision_challenge
 from approvals.challenge import device_view, effective_status, outcome_for_answer
 from approvals.numbers import number_matches
 from gateway.auth import require_device
-from gateway.bodies import DeviceResponse, PushToken, read_body
+from gateway.bodies import DeviceResponse, NoBody, PushToken, read_body
 from gateway.challenges import PING_SECONDS, drain_client, respond_to_end
 from gateway.problems import ProblemError
 from gateway.services import Services, services, tag_request
@@ -27,7 +27,9 @@ log = get_logger("gateway.device")
 routes = web.RouteTableDef()
 
 
-async def _own_challenge(svc: Services, device: dict[str, str], challenge_id: str) -> dict[str, str]:
+async def _own_challenge(
+    svc: Services, device: dict[str, str], challenge_id: str
+) -> dict[str, str]:
     record = await svc.challenges.get(challenge_id)
     if (
         record is None
@@ -51,7 +53,9 @@ async def list_device_challenges(request: web.Request) -> web.Response:
     """The pending challenges of the device's user (never with the number)."""
     device = await require_device(request)
     svc = services(request)
-    records = await svc.challenges.pending_for_user(device["tenant"], device["user_id"], svc.now_ms())
+    records = await svc.challenges.pending_for_user(
+        device["tenant"], device["user_id"], svc.now_ms()
+    )
     return web.json_response({"items": [device_view(r) for r in records]})
 
 
@@ -67,7 +71,11 @@ async def get_device_challenge(request: web.Request) -> web.Response:
     body["status"] = effective_status(record, now_ms)
     if body["status"] == "pending" and not record.get("seen_at"):
         await svc.challenges.mark(
-            record["id"], field="seen_at", message="seen", event_type="", now_ms=now_ms,
+            record["id"],
+            field="seen_at",
+            message="seen",
+            event_type="",
+            now_ms=now_ms,
             device_id=device["id"],
         )
     return web.json_response(body)
@@ -77,6 +85,7 @@ async def get_device_challenge(request: web.Request) -> web.Response:
 async def ack_challenge(request: web.Request) -> web.Response:
     """The push arrived on the device: tell the waiting portal ``delivered``."""
     device = await require_device(request)
+    await read_body(request, NoBody)
     svc = services(request)
     record = await _own_challenge(svc, device, request.match_info["challenge_id"])
     tag_request(request, challenge_id=record["id"])
@@ -216,7 +225,9 @@ async def device_websocket(request: web.Request) -> web.StreamResponse:
 
 
 async def _snapshot(svc: Services, device: dict[str, str]) -> str:
-    records = await svc.challenges.pending_for_user(device["tenant"], device["user_id"], svc.now_ms())
+    records = await svc.challenges.pending_for_user(
+        device["tenant"], device["user_id"], svc.now_ms()
+    )
     return json.dumps({"type": "snapshot", "items": [device_view(r) for r in records]})
 
 
@@ -237,4 +248,3 @@ async def _relay(
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reader
-

@@ -29,7 +29,7 @@ from approvals.enrollment import (
 from approvals.ids import digest, new_device_id, new_secret
 from approvals.totp import qr_svg
 from gateway.auth import require_key
-from gateway.bodies import Enroll, EnrollOptions, read_body
+from gateway.bodies import Enroll, EnrollOptions, NoBody, read_body
 from gateway.problems import ProblemError
 from gateway.services import Services, services, tag_request
 from gateway.users import path_user_id
@@ -42,6 +42,7 @@ async def start_push_enrollment(request: web.Request) -> web.Response:
     """Issue a single-use enrollment code (10 minutes) as a link and a QR code."""
     identity = await require_key(request)
     user_id = path_user_id(request)
+    await read_body(request, NoBody)
     svc = services(request)
     uk = svc.backend.user_keys(identity.tenant, user_id)
     code = new_enrollment_code(uk.shard)

@@ -32,7 +32,6 @@ _HTTP_CODES = {
 }
 
 
-
 def _route_name(request: web.Request) -> str:
     resource = request.match_info.route.resource
     return resource.canonical if resource is not None else "unmatched"

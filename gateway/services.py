@@ -40,8 +40,16 @@ class Services:
     users: UserStore
     websockets: weakref.WeakSet[web.WebSocketResponse] = field(default_factory=weakref.WeakSet)
     draining: bool = False
+    drain_deadline: float | None = None
     extras: dict[str, Any] = field(default_factory=dict)
     extra_registries: list[Any] = field(default_factory=list)
+
+    def begin_drain(self, deadline: float) -> None:
+        """Fail readiness, refuse new websockets, and make long polls answer by ``deadline``
+        (event-loop time)."""
+        self.draining = True
+        self.drain_deadline = deadline
+        self.hub.wake_all()
 
     def now_ms(self) -> int:
         """The current time in epoch milliseconds from the injected clock."""
@@ -66,7 +74,9 @@ TENANT = web.RequestKey("tenant", str)
 CHALLENGE_ID = web.RequestKey("challenge_id", str)
 
 
-def tag_request(request: web.Request, *, tenant: str | None = None, challenge_id: str | None = None) -> None:
+def tag_request(
+    request: web.Request, *, tenant: str | None = None, challenge_id: str | None = None
+) -> None:
     """Attach the tenant and challenge to the request's log line."""
     if tenant:
         request[TENANT] = tenant

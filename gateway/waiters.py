@@ -72,6 +72,12 @@ class Hub:
         """True while the subscription connection is up."""
         return self._connected.is_set()
 
+    def wake_all(self) -> None:
+        """Send ``RESYNC`` to every waiter, so each re-reads its state now."""
+        for entry in self._channels.values():
+            for queue in entry.queues:
+                queue.put_nowait(RESYNC)
+
     @contextlib.asynccontextmanager
     async def subscription(self, channel: str) -> AsyncIterator[asyncio.Queue[str]]:
         """Subscribe to ``channel`` and yield a queue of its messages once confirmed."""
@@ -120,9 +126,7 @@ class Hub:
             try:
                 self._pubsub = self._redis.pubsub()
                 wanted = [*self._listeners, *self._channels]
-                await getattr(self._pubsub, "ssubscribe" if self._sharded else "subscribe")(
-                    *wanted
-                )
+                await getattr(self._pubsub, "ssubscribe" if self._sharded else "subscribe")(*wanted)
                 self._connected.set()
                 if not first:
                     self.reconnects += 1

@@ -68,12 +68,12 @@ class Delivery:
         await self._inapp.announce(channel, record)
         in_app_only = any(d.get("platform") == "none" for d in devices)
         pushes = [d for d in devices if d.get("platform") in self._providers]
-        unroutable = [
-            d for d in devices if d.get("platform") not in ("none", *self._providers)
-        ]
+        unroutable = [d for d in devices if d.get("platform") not in ("none", *self._providers)]
         for device in unroutable:
             log.warning("no_provider", platform=device.get("platform"), device_id=device["id"])
-        results = await asyncio.gather(*(self._send_until_done(record, d, "challenge") for d in pushes))
+        results = await asyncio.gather(
+            *(self._send_until_done(record, d, "challenge") for d in pushes)
+        )
         if in_app_only or any(r.outcome is SendOutcome.DELIVERED for r in results):
             await self._challenges.mark(
                 challenge_id,
@@ -94,12 +94,16 @@ class Delivery:
             return "dropped"
         devices = await self._devices.active_for_user(record["tenant"], record["user_id"])
         targets = [
-            d for d in devices if d["id"] != deciding_device and d.get("platform") in self._providers
+            d
+            for d in devices
+            if d["id"] != deciding_device and d.get("platform") in self._providers
         ]
         await asyncio.gather(*(self._send_once(record, d, "ended") for d in targets))
         return "sent" if targets else "dropped"
 
-    def _message(self, record: dict[str, str], device: dict[str, str], kind: PushKind) -> PushMessage:
+    def _message(
+        self, record: dict[str, str], device: dict[str, str], kind: PushKind
+    ) -> PushMessage:
         context = record.get("ctx") or "{}"
         location = str(json.loads(context).get("location") or "")
         platform = device["platform"]
@@ -119,7 +123,9 @@ class Delivery:
             status=record.get("status", "pending"),
         )
 
-    async def _send_once(self, record: dict[str, str], device: dict[str, str], kind: PushKind) -> SendResult:
+    async def _send_once(
+        self, record: dict[str, str], device: dict[str, str], kind: PushKind
+    ) -> SendResult:
         provider = self._providers[device["platform"]]
         message = self._message(record, device, kind)
         started = time.perf_counter()
@@ -139,7 +145,10 @@ class Delivery:
         )
         if result.outcome is SendOutcome.INVALID_TOKEN:
             await self._devices.invalidate_token(
-                device, token=message.token, reason=result.reason or "invalid", now_ms=self._now_ms()
+                device,
+                token=message.token,
+                reason=result.reason or "invalid",
+                now_ms=self._now_ms(),
             )
         return result
 

@@ -24,26 +24,34 @@ class WorkerMetrics:
             registry=self.registry,
         )
         self.retries = Counter(
-            "pushgate_push_retries", "Push sends retried after a transient error", ["provider"],
+            "pushgate_push_retries",
+            "Push sends retried after a transient error",
+            ["provider"],
             registry=self.registry,
         )
         self.jobs = Counter(
-            "pushgate_push_jobs", "Push jobs by outcome (sent, dropped, reclaimed)", ["outcome"],
+            "pushgate_push_jobs",
+            "Push jobs by outcome (sent, dropped, reclaimed)",
+            ["outcome"],
             registry=self.registry,
         )
         self.queue_pending = Gauge(
-            "pushgate_queue_pending", "Jobs read but not yet acknowledged (all shards)",
+            "pushgate_queue_pending",
+            "Jobs read but not yet acknowledged (all shards)",
             registry=self.registry,
         )
         self.queue_lag = Gauge(
-            "pushgate_queue_lag", "Jobs not yet read by the consumer group (all shards)",
+            "pushgate_queue_lag",
+            "Jobs not yet read by the consumer group (all shards)",
             registry=self.registry,
         )
         self.expired = Counter(
-            "pushgate_challenges_expired_by_sweeper", "Challenges ended by the expiry sweep",
+            "pushgate_challenges_expired_by_sweeper",
+            "Challenges ended by the expiry sweep",
             registry=self.registry,
         )
         self.events_relayed = Counter(
-            "pushgate_events_relayed", "Audit events copied to tenant streams",
+            "pushgate_events_relayed",
+            "Audit events copied to tenant streams",
             registry=self.registry,
         )

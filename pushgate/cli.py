@@ -47,7 +47,9 @@ def _require_secret(settings: Settings) -> None:
         raise SettingsError("PUSHGATE_REDIS_URL is required (redis:// or rediss://)")
 
 
-async def _with_tenants(settings: Settings, action: str, args: argparse.Namespace) -> dict[str, Any]:
+async def _with_tenants(
+    settings: Settings, action: str, args: argparse.Namespace
+) -> dict[str, Any]:
     from approvals.store.backend import connect
     from approvals.store.tenants import TenantStore
 

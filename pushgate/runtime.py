@@ -17,6 +17,8 @@ from pushgate.settings import Settings
 
 log = get_logger("pushgate.runtime")
 
+MAX_NOTICE_SECONDS = 5.0
+
 AppHook = Callable[[web.Application], Awaitable[None]]
 
 
@@ -27,9 +29,24 @@ def stop_on_signals(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
+def _worker(settings: Settings) -> Worker:
+    return Worker(
+        settings,
+        providers=build_providers(settings),
+        reclaim_idle_ms=settings.worker_reclaim_idle_ms,
+    )
+
+
+def drain_notice_seconds(drain_seconds: float) -> float:
+    """How long a draining gateway keeps its listener open, answering ``/readyz`` with 503
+    and refusing new websockets, so load balancers stop routing to it (a quarter of the
+    grace period, at most 5 s); the rest of the grace period is for in-flight requests."""
+    return min(MAX_NOTICE_SECONDS, drain_seconds / 4)
+
+
 def attach_worker(app: web.Application, settings: Settings) -> Worker:
     """Run a worker inside the gateway process (``serve --with-worker`` and ``demo``)."""
-    worker = Worker(settings, providers=build_providers(settings))
+    worker = _worker(settings)
     app[SERVICES].extra_registries.append(worker.metrics.registry)
 
     async def lifecycle(_app: web.Application):  # type: ignore[no-untyped-def]
@@ -49,14 +66,23 @@ async def serve(
     app: web.Application | None = None,
     on_ready: Callable[[str], None] | None = None,
 ) -> None:
-    """Serve the gateway until ``stop`` (or SIGTERM), then drain: readiness fails at once,
-    websockets close with 1012, in-flight requests finish within ``drain_seconds``."""
+    """Serve the gateway until ``stop`` (or SIGTERM), then drain within ``drain_seconds``.
+
+    Draining: ``/readyz`` answers 503 and new websockets are refused at once while the
+    listener stays open for :func:`drain_notice_seconds`; then the listener closes, open
+    websockets close with 1012, and in-flight requests (long polls included, which answer
+    their snapshot early if they would outlast the grace period) finish.
+    """
     stop = stop or asyncio.Event()
     app = app or create_app(settings)
     if with_worker:
         attach_worker(app, settings)
+    notice = drain_notice_seconds(settings.drain_seconds)
     runner = web.AppRunner(
-        app, access_log=None, shutdown_timeout=settings.drain_seconds, handle_signals=False
+        app,
+        access_log=None,
+        shutdown_timeout=settings.drain_seconds - notice,
+        handle_signals=False,
     )
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, backlog=2048)
@@ -66,8 +92,10 @@ async def serve(
     if on_ready is not None:
         on_ready(url)
     await stop.wait()
-    log.info("gateway_draining", grace_seconds=settings.drain_seconds)
-    app[SERVICES].draining = True
+    log.info("gateway_draining", grace_seconds=settings.drain_seconds, notice_seconds=notice)
+    loop = asyncio.get_running_loop()
+    app[SERVICES].begin_drain(loop.time() + settings.drain_seconds)
+    await asyncio.sleep(notice)
     await runner.cleanup()
     log.info("gateway_stopped")
 
@@ -75,7 +103,7 @@ async def serve(
 async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     """Run a standalone worker with a small /metrics + /healthz server."""
     stop = stop or asyncio.Event()
-    worker = Worker(settings, providers=build_providers(settings))
+    worker = _worker(settings)
     metrics_app = web.Application()
 
     async def metrics(_request: web.Request) -> web.Response:

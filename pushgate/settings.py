@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     drain_seconds: float = Field(20.0, ge=0, le=600)
     worker_metrics_port: int = Field(9091, ge=0, le=65535)
     worker_concurrency: int = Field(256, ge=1, le=10000)
+    worker_reclaim_idle_ms: int = Field(30_000, ge=100, le=3_600_000)
     push_timeout_seconds: float = Field(10.0, gt=0, le=60)
     events_maxlen: int = Field(100_000, ge=1000)
 

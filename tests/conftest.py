@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import os
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -40,14 +40,14 @@ def redis_server() -> Iterator[EmbeddedRedis]:
 
 
 @pytest.fixture
-async def redis_url(redis_server: EmbeddedRedis) -> AsyncIterator[str]:
+async def redis_url(redis_server: EmbeddedRedis) -> str:
     """The private server's URL, emptied before each test (it is ours alone)."""
     if not redis_server.running:
         redis_server.start()
     client = aioredis.Redis.from_url(redis_server.url)
     await client.flushall()
     await client.aclose()
-    yield redis_server.url
+    return redis_server.url
 
 
 @pytest.fixture

@@ -82,7 +82,9 @@ class Portal:
         headers = {} if watch_token else self.headers
         messages: list[dict[str, Any]] = []
         async with self.session.ws_connect(
-            self.ws_url(challenge_id, watch_token), headers=headers, timeout=aiohttp.ClientWSTimeout(ws_close=timeout)
+            self.ws_url(challenge_id, watch_token),
+            headers=headers,
+            timeout=aiohttp.ClientWSTimeout(ws_close=timeout),
         ) as ws:
             async for msg in ws:
                 if msg.type == aiohttp.WSMsgType.TEXT:

@@ -63,9 +63,7 @@ def connect(
     if cluster:
         client = RedisCluster.from_url(url, **options)
     else:
-        client = aioredis.Redis.from_url(
-            url, max_connections=512, socket_keepalive=True, **options
-        )
+        client = aioredis.Redis.from_url(url, max_connections=512, socket_keepalive=True, **options)
     return Backend(
         redis=client,
         scripts=Scripts.register(client, cluster=cluster),

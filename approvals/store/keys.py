@@ -87,6 +87,16 @@ def expiry_index(shard: int) -> str:
     return f"{tag(shard)}:expiry"
 
 
+def enrollment_index(shard: int) -> str:
+    """The shard's users in an enrollment period, scored by their next reminder/expiry time."""
+    return f"{tag(shard)}:enrollment_deadlines"
+
+
+def enrollment_member(tenant_id: str, user_id: str) -> str:
+    """A user's member in the enrollment index (ids never contain ``|``)."""
+    return f"{tenant_id}|{user_id}"
+
+
 def tenant(tenant_id: str) -> str:
     return f"{AUTH_TAG}:tenant:{tenant_id}"
 
@@ -105,7 +115,39 @@ def policy(tenant_id: str) -> str:
 
 AUTH_CHANGED_CHANNEL = f"{AUTH_TAG}:changed"
 
+#: tenants with a webhook, for the worker to walk
+WEBHOOK_TENANTS = f"{AUTH_TAG}:webhook_tenants"
+
 
 def tenant_events(tenant_id: str) -> str:
     """The tenant's capped audit stream (the read side of the outbox)."""
     return f"{{pg:events:{tenant_id}}}:events"
+
+
+def _events_base(tenant_id: str) -> str:
+    return f"{{pg:events:{tenant_id}}}"
+
+
+def webhook(tenant_id: str) -> str:
+    """The tenant's webhook: url, event types and the sealed signing secret."""
+    return f"{_events_base(tenant_id)}:webhook"
+
+
+def webhook_cursor(tenant_id: str) -> str:
+    """The last event id of the tenant stream already queued for the webhook."""
+    return f"{_events_base(tenant_id)}:webhook_cursor"
+
+
+def webhook_due(tenant_id: str) -> str:
+    """Event ids awaiting delivery, scored by their next attempt time (epoch ms)."""
+    return f"{_events_base(tenant_id)}:webhook_due"
+
+
+def webhook_tries(tenant_id: str) -> str:
+    """Event id -> delivery attempts so far."""
+    return f"{_events_base(tenant_id)}:webhook_tries"
+
+
+def webhook_since(tenant_id: str) -> str:
+    """Event id -> when it was queued (epoch ms); retries stop 24 h later."""
+    return f"{_events_base(tenant_id)}:webhook_since"

@@ -53,7 +53,12 @@ class TenantStore:
         pipe = self._b.redis.pipeline(transaction=True)
         pipe.hset(
             keys.api_key(key_digest),
-            mapping={"key_id": key_id, "tenant": tenant_id, "role": role, "created_at": str(now_ms)},
+            mapping={
+                "key_id": key_id,
+                "tenant": tenant_id,
+                "role": role,
+                "created_at": str(now_ms),
+            },
         )
         pipe.set(keys.api_key_id(key_id), key_digest)
         await pipe.execute()

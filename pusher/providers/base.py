@@ -36,7 +36,7 @@ class SendOutcome(enum.StrEnum):
 
     DELIVERED = "delivered"  # provider accepted the message
     RETRY = "retry"  # transient: 429, 5xx, timeout, connection loss
-    INVALID_TOKEN = "invalid_token"  # permanent: the device token is dead
+    INVALID_TOKEN = "invalid_token"  # noqa: S105 - an outcome name, not a password  # permanent: the device token is dead
     FAILED = "failed"  # permanent for this message (bad payload, auth), do not retry
 
 

@@ -12,9 +12,9 @@ from aiohttp.test_utils import TestServer
 from approvals.store.backend import connect
 from approvals.store.tenants import TenantStore
 from gateway.app import create_app
+from pusher.worker import Worker
 from pushgate.devicekit.authenticator import SoftAuthenticator
 from pushgate.devicekit.client import DeviceClient
-from pusher.worker import Worker
 from pushgate.settings import Settings
 from tests.conftest import ORIGIN, TestClock
 from tests.portal import Portal
@@ -76,12 +76,12 @@ Enroll = Callable[..., Awaitable[DeviceClient]]
 
 
 @pytest.fixture
-async def enroll(
-    server: TestServer, session: aiohttp.ClientSession, portal: Portal
-) -> AsyncIterator[Enroll]:
+async def enroll(server: TestServer, session: aiohttp.ClientSession, portal: Portal) -> Enroll:
     """Enroll a software device for a user through the real enrollment routes."""
 
-    async def _enroll(user_id: str, platform: str = "none", push_token: str | None = None) -> DeviceClient:
+    async def _enroll(
+        user_id: str, platform: str = "none", push_token: str | None = None
+    ) -> DeviceClient:
         code = await portal.enrollment_code(user_id)
         device = DeviceClient(
             base_url(server),
@@ -91,7 +91,7 @@ async def enroll(
         await device.enroll(code, platform=platform, push_token=push_token)  # type: ignore[arg-type]
         return device
 
-    yield _enroll
+    return _enroll
 
 
 @pytest.fixture

@@ -8,7 +8,9 @@ from tests.integration.conftest import Enroll
 from tests.portal import Portal
 
 
-async def test_enrolled_device_sees_challenge_without_number(portal: Portal, enroll: Enroll) -> None:
+async def test_enrolled_device_sees_challenge_without_number(
+    portal: Portal, enroll: Enroll
+) -> None:
     """A device lists the pending challenge with app name and location but never the number."""
     device = await enroll("alice")
     created = await portal.create_challenge("alice")
@@ -22,7 +24,7 @@ async def test_enrolled_device_sees_challenge_without_number(portal: Portal, enr
 
 
 async def test_approve_with_number_reaches_portal_websocket(portal: Portal, enroll: Enroll) -> None:
-    """Approving with the right number ends the challenge and the waiting websocket gets the result."""
+    """Approving with the right number ends the challenge; the waiting websocket gets it."""
     device = await enroll("alice")
     created = (await portal.create_challenge("alice")).body
     waiter = asyncio.create_task(portal.wait_result(created["id"]))

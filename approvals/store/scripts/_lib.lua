@@ -42,3 +42,42 @@ local function expire_if_due(k, a)
   end
   return false
 end
+
+-- The lock in force at now: nil when there is none (a timed lock that has run out is
+-- cleared here, with the failure count it ended), else locked_until ('0' = until unlocked).
+local function lock_in_force(ukey, now)
+  local l = redis.call('HMGET', ukey, 'locked', 'locked_until')
+  if l[1] ~= '1' then return nil end
+  local until_ms = tonumber(l[2] or '0') or 0
+  if until_ms == 0 or until_ms > now then return tostring(until_ms) end
+  redis.call('HDEL', ukey, 'locked', 'locked_until')
+  redis.call('HSET', ukey, 'totp_failures', '0')
+  return nil
+end
+
+-- True when MFA is required, the user has no factor (no device, no active TOTP key) and the
+-- enrollment period has ended, or was never recorded (fail closed, as policies.decide does).
+local function enrollment_expired(ukey, dkey, now)
+  local f = redis.call('HMGET', ukey, 'mfa_required', 'enrollment_deadline', 'totp_status')
+  if f[1] ~= '1' or f[3] == 'active' then return false end
+  if redis.call('SCARD', dkey) > 0 then return false end
+  return (not f[2]) or tonumber(f[2]) <= now
+end
+
+-- Start an enrollment period at now and index it for the scheduler, scored by the time of
+-- its reminder (the scheduler moves the score on to the deadline itself).
+-- p = {index, member, period_ms, lead_ms}
+local function start_period(ukey, now, p)
+  local deadline = now + tonumber(p.period_ms)
+  redis.call('HSET', ukey, 'mfa_started_at', tostring(now), 'enrollment_deadline', tostring(deadline))
+  redis.call('ZADD', p.index, deadline - tonumber(p.lead_ms), p.member)
+end
+
+-- Create a user with defaults (first enrollment of an unknown id); true if created.
+local function ensure_user(ukey, tenant, user_id, now, p)
+  if redis.call('HSETNX', ukey, 'user_id', user_id) == 0 then return false end
+  redis.call('HSET', ukey, 'tenant', tenant, 'role', 'user', 'mfa_required', '1',
+    'created_at', tostring(now))
+  start_period(ukey, now, p)
+  return true
+end
