@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+from multidict import CIMultiDict
 
 
 @dataclass
@@ -15,7 +16,7 @@ class Reply:
 
     status: int
     body: Any
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: CIMultiDict[str] = field(default_factory=CIMultiDict)
     content_type: str = ""
 
 
@@ -52,7 +53,7 @@ class Portal:
                 parsed = json.loads(text) if text else None
             except ValueError:
                 parsed = text
-            return Reply(r.status, parsed, dict(r.headers), r.content_type)
+            return Reply(r.status, parsed, CIMultiDict(r.headers), r.content_type)
 
     async def create_challenge(
         self, user_id: str, resource: str = "salesforce", **extra: Any

@@ -1,0 +1,86 @@
+"""The pushgate command line against a real private Redis."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from pushgate.embedded import EmbeddedRedis
+
+
+def run_cli(*args: str, redis_url: str | None, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("PUSHGATE_")}
+    if redis_url:
+        environment["PUSHGATE_REDIS_URL"] = redis_url
+    environment.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "pushgate.cli", *args],
+        capture_output=True, text=True, env=environment, timeout=60, check=False,
+    )  # fmt: skip
+
+
+async def test_tenant_and_key_commands_print_one_json_object(redis_url: str) -> None:
+    """tenant create, apikey create and apikey revoke print JSON on stdout and exit 0."""
+    tenant = run_cli("tenant", "create", "acme", redis_url=redis_url)
+    assert tenant.returncode == 0, tenant.stderr
+    created = json.loads(tenant.stdout)
+    assert created["tenant_id"].startswith("tn_")
+    assert created["admin_key"].startswith("pg_live_")
+    key = run_cli("apikey", "create", created["tenant_id"], "--role", "portal", redis_url=redis_url)
+    issued = json.loads(key.stdout)
+    assert issued["role"] == "portal"
+    assert issued["api_key"].startswith("pg_live_")
+    revoked = run_cli("apikey", "revoke", issued["key_id"], redis_url=redis_url)
+    assert json.loads(revoked.stdout) == {"key_id": issued["key_id"], "revoked": True}
+    again = run_cli("apikey", "revoke", issued["key_id"], redis_url=redis_url)
+    assert again.returncode == 1
+
+
+async def test_key_for_unknown_tenant_is_refused(redis_url: str) -> None:
+    """apikey create for a tenant that does not exist exits non-zero with a message."""
+    result = run_cli("apikey", "create", "tn_missing", "--role", "admin", redis_url=redis_url)
+    assert result.returncode == 1
+    assert "unknown tenant" in result.stderr
+
+
+def test_check_reports_unreachable_redis() -> None:
+    """check exits non-zero with a clear message when Redis is not there."""
+    server = EmbeddedRedis(appendonly=False)  # reserve a free port, never started
+    result = run_cli("check", redis_url=server.url)
+    server.close()
+    assert result.returncode == 3
+    assert "cannot reach Redis" in result.stderr
+
+
+async def test_check_succeeds_against_a_live_server(redis_url: str) -> None:
+    """check validates settings and reaches Redis."""
+    result = run_cli("check", redis_url=redis_url)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["ok"] is True
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"PUSHGATE_PORT": "eighty"}, "PUSHGATE_PORT"),
+        ({"PUSHGATE_SECRET_KEY": "too-short"}, "PUSHGATE_SECRET_KEY"),
+        ({"PUSHGATE_REDIS_URL": "http://nope"}, "PUSHGATE_REDIS_URL"),
+        ({"PUSHGATE_LOG_FORMAT": "xml"}, "PUSHGATE_LOG_FORMAT"),
+    ],
+)
+def test_bad_settings_are_named_in_the_error(env: dict[str, str], named: str) -> None:
+    """Invalid settings stop the command with a message naming the variable."""
+    result = run_cli("check", redis_url=None, **env)
+    assert result.returncode == 2
+    assert named in result.stderr
+
+
+def test_serve_refuses_to_start_without_secret_key() -> None:
+    """serve needs PUSHGATE_SECRET_KEY; it says so and exits 2."""
+    result = run_cli("serve", redis_url="redis://127.0.0.1:1/0")
+    assert result.returncode == 2
+    assert "PUSHGATE_SECRET_KEY" in result.stderr
