@@ -48,6 +48,7 @@ async def start_push_enrollment(request: web.Request) -> web.Response:
     code = new_enrollment_code(uk.shard)
     enrollment_id = "enr_" + secrets.token_hex(8)
     now_ms = svc.now_ms()
+    policy = await svc.policy_cache.get(identity.tenant)
     await svc.devices.start_enrollment(
         tenant=identity.tenant,
         user_id=user_id,
@@ -55,6 +56,7 @@ async def start_push_enrollment(request: web.Request) -> web.Response:
         code_digest=code_digest(code),
         ttl_s=ENROLLMENT_CODE_TTL_SECONDS,
         now_ms=now_ms,
+        period_days=policy.enrollment_period_days,
     )
     url = enroll_url(svc.settings.public_url, code)
     body = {

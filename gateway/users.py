@@ -86,9 +86,11 @@ async def put_user(request: web.Request) -> web.Response:
         "role": body.role,
         "mfa_required": "1" if body.mfa_required else "0",
     }
-    created, record = await svc.users.put(identity.tenant, user_id, fields, svc.now_ms())
-    _, devices = await svc.users.get(identity.tenant, user_id)
     policy = await svc.policy_cache.get(identity.tenant)
+    created, record = await svc.users.put(
+        identity.tenant, user_id, fields, svc.now_ms(), period_days=policy.enrollment_period_days
+    )
+    _, devices = await svc.users.get(identity.tenant, user_id)
     view = user_view(record, devices, policy, svc.clock())
     return web.json_response(view, status=201 if created else 200)
 

@@ -78,6 +78,7 @@ class ChallengeStore:
                 keys.jobs(shard),
                 keys.outbox(shard),
                 keys.expiry_index(shard),
+                uk.devices,
             ],
             args=[
                 now_ms,

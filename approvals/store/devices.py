@@ -5,6 +5,7 @@ from __future__ import annotations
 from approvals.ids import shard_of
 from approvals.store import keys
 from approvals.store.backend import Backend, decode_hash
+from approvals.store.users import DAY_MS, REMINDER_LEAD_MS
 
 
 class DeviceStore:
@@ -22,12 +23,23 @@ class DeviceStore:
         code_digest: str,
         ttl_s: int,
         now_ms: int,
+        period_days: int,
     ) -> None:
-        """Store a new single-use enrollment code (by digest) and create the user if new."""
+        """Store a new single-use enrollment code (by digest) and create the user if new
+        (starting the enrollment period of ``period_days``)."""
         uk = self._b.user_keys(tenant, user_id)
         await self._b.scripts.start_enrollment(
-            keys=[keys.enrollment(uk.shard, code_digest), uk.user],
-            args=[now_ms, ttl_s * 1000, tenant, user_id, enrollment_id],
+            keys=[keys.enrollment(uk.shard, code_digest), uk.user, keys.enrollment_index(uk.shard)],
+            args=[
+                now_ms,
+                ttl_s * 1000,
+                tenant,
+                user_id,
+                enrollment_id,
+                period_days * DAY_MS,
+                REMINDER_LEAD_MS,
+                keys.enrollment_member(tenant, user_id),
+            ],
         )
 
     async def get_enrollment(self, shard: int, code_digest: str) -> dict[str, str] | None:

@@ -19,6 +19,17 @@ _NAMES = (
     "remove_device",
     "set_push_token",
     "invalidate_token",
+    "put_user",
+    "totp_enroll",
+    "totp_confirm",
+    "totp_attempt",
+    "totp_remove",
+    "unlock_user",
+    "extend_enrollment",
+    "enrollment_tick",
+    "webhook_put",
+    "webhook_ingest",
+    "webhook_claim",
 )
 
 
@@ -45,6 +56,17 @@ class Scripts:
     remove_device: AsyncScript
     set_push_token: AsyncScript
     invalidate_token: AsyncScript
+    put_user: AsyncScript
+    totp_enroll: AsyncScript
+    totp_confirm: AsyncScript
+    totp_attempt: AsyncScript
+    totp_remove: AsyncScript
+    unlock_user: AsyncScript
+    extend_enrollment: AsyncScript
+    enrollment_tick: AsyncScript
+    webhook_put: AsyncScript
+    webhook_ingest: AsyncScript
+    webhook_claim: AsyncScript
 
     @classmethod
     def register(cls, client: Any, *, cluster: bool) -> Scripts:

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Final
+
+from approvals.store import keys
 from approvals.store.backend import Backend, decode_hash
+from policies.decide import DAY_SECONDS, REMINDER_LEAD_SECONDS, extended_deadline
+
+DAY_MS: Final = DAY_SECONDS * 1000
+REMINDER_LEAD_MS: Final = REMINDER_LEAD_SECONDS * 1000
+_EXTEND_TRIES: Final = 5
 
 
 class UserStore:
@@ -12,19 +20,33 @@ class UserStore:
         self._b = backend
 
     async def put(
-        self, tenant: str, user_id: str, fields: dict[str, str], now_ms: int
+        self,
+        tenant: str,
+        user_id: str,
+        fields: dict[str, str],
+        now_ms: int,
+        *,
+        period_days: int,
     ) -> tuple[bool, dict[str, str]]:
-        """Create or update a user; returns (created, record). Starts the enrollment
-        period the first time MFA is required."""
+        """Create or update a user; returns (created, record). An enrollment period of
+        ``period_days`` starts when MFA becomes required (see ``put_user.lua``)."""
         uk = self._b.user_keys(tenant, user_id)
-        pipe = self._b.redis.pipeline(transaction=True)
-        pipe.hsetnx(uk.user, "created_at", str(now_ms))
-        pipe.hset(uk.user, mapping={"tenant": tenant, "user_id": user_id, **fields})
-        if fields.get("mfa_required") == "1":
-            pipe.hsetnx(uk.user, "mfa_started_at", str(now_ms))
-        pipe.hgetall(uk.user)
-        replies = await pipe.execute()
-        return bool(replies[0]), decode_hash(replies[-1])
+        pairs: list[str] = []
+        for name, value in fields.items():
+            pairs += [name, value]
+        created, record = await self._b.scripts.put_user(
+            keys=[uk.user, keys.enrollment_index(uk.shard)],
+            args=[
+                now_ms,
+                tenant,
+                user_id,
+                period_days * DAY_MS,
+                REMINDER_LEAD_MS,
+                keys.enrollment_member(tenant, user_id),
+                *pairs,
+            ],
+        )
+        return bool(int(created)), decode_hash(record)
 
     async def get(self, tenant: str, user_id: str) -> tuple[dict[str, str] | None, int]:
         """The user record (None if unknown) and the number of enrolled devices."""
@@ -35,3 +57,56 @@ class UserStore:
         record, devices = await pipe.execute()
         decoded = decode_hash(record)
         return (decoded or None), int(devices)
+
+    async def unlock(self, tenant: str, user_id: str, now_ms: int) -> bool:
+        """Clear the user's lock and counters (emits ``user.unlocked``); False if unknown."""
+        uk = self._b.user_keys(tenant, user_id)
+        done = await self._b.scripts.unlock_user(
+            keys=[uk.user, keys.outbox(uk.shard)],
+            args=[now_ms, tenant, user_id, self._b.outbox_maxlen],
+        )
+        return int(done) == 1
+
+    async def extend_enrollment(
+        self, tenant: str, user_id: str, days: int, now_ms: int
+    ) -> int | None:
+        """Extend the enrollment period by ``days`` (from the deadline, or from now once it
+        has passed); returns the new deadline in ms, None if the user is unknown."""
+        uk = self._b.user_keys(tenant, user_id)
+        for _ in range(_EXTEND_TRIES):
+            current = await self._b.redis.hget(uk.user, "enrollment_deadline")
+            deadline_s = None if current is None else int(current) / 1000
+            new_ms = int(extended_deadline(deadline_s, days, now_ms / 1000) * 1000)
+            result = await self._b.scripts.extend_enrollment(
+                keys=[uk.user, keys.enrollment_index(uk.shard)],
+                args=[
+                    now_ms,
+                    current or "",
+                    new_ms,
+                    keys.enrollment_member(tenant, user_id),
+                    REMINDER_LEAD_MS,
+                ],
+            )
+            if result == "not_found":
+                return None
+            if result == "ok":
+                return new_ms
+        raise RuntimeError("enrollment deadline kept changing; try again")
+
+    async def enrollment_due(self, shard: int, now_ms: int, limit: int = 200) -> list[str]:
+        """Members of the shard's enrollment index whose reminder or deadline is due."""
+        members = await self._b.redis.zrangebyscore(
+            keys.enrollment_index(shard), "-inf", now_ms, start=0, num=limit
+        )
+        return [str(m) for m in members]
+
+    async def enrollment_tick(self, shard: int, member: str, now_ms: int) -> str:
+        """Run the scheduler's step for one indexed user: ``reminded`` | ``expired`` |
+        ``waiting`` | ``done`` | ``dropped``."""
+        tenant, _, user_id = member.partition("|")
+        uk = keys.UserKeys(shard, tenant, user_id)
+        result = await self._b.scripts.enrollment_tick(
+            keys=[keys.enrollment_index(shard), uk.user, uk.devices, keys.outbox(shard)],
+            args=[now_ms, member, tenant, user_id, REMINDER_LEAD_MS, self._b.outbox_maxlen],
+        )
+        return str(result)

@@ -1,7 +1,7 @@
 -- Create a challenge: lock and fraud checks, per-resource dedupe, fatigue caps, the record,
 -- the indexes, the push job and the audit event, all in one atomic step.
 -- KEYS: 1 user, 2 active devices, 3 dedupe, 4 challenge, 5 pending, 6 push window,
---       7 jobs, 8 outbox, 9 expiry index
+--       7 jobs, 8 outbox, 9 expiry index, 10 all devices
 -- ARGV: 1 now_ms, 2 cid, 3 ttl_ms, 4 dedupe_ms, 5 retention_ms, 6 max_pushes, 7 window_ms,
 --       8 max_unanswered, 9 tenant, 10 user_id, 11 resource, 12 app_name, 13 ctx_json,
 --       14 number_matching, 15 number, 16 nonce, 17 watch_digest, 18 jobs_maxlen,
@@ -17,7 +17,12 @@ if user[1] == '1' then
   if until_ms == 0 then return {'user_locked', '0'} end
   if until_ms > now then return {'user_locked', tostring(until_ms - now)} end
 end
+if redis.call('SCARD', KEYS[2]) == 0 and enrollment_expired(KEYS[1], KEYS[10], now) then
+  return {'user_locked', '0', 'enrollment_expired'}
+end
 if user[3] and tonumber(user[3]) > now then
+  event(KEYS[8], outbox_maxlen, 'challenge.throttled', tenant, user_id, '', '', now,
+    cjson.encode({reason = 'fraud_block', resource = ARGV[11]}))
   return {'push_blocked', tostring(tonumber(user[3]) - now)}
 end
 
@@ -25,6 +30,8 @@ redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
 local previous = redis.call('GET', KEYS[3])
 if previous then
   if redis.call('ZSCORE', KEYS[5], previous) then return {'deduplicated', previous} end
+  event(KEYS[8], outbox_maxlen, 'challenge.throttled', tenant, user_id, '', '', now,
+    cjson.encode({reason = 'dedupe', resource = ARGV[11]}))
   return {'throttled', tostring(redis.call('PTTL', KEYS[3])), 'dedupe'}
 end
 
