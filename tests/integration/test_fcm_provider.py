@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
+import jwt
 import pytest
 
 from pusher.payloads import MAX_PAYLOAD_BYTES
@@ -351,3 +354,38 @@ async def test_two_providers_keep_their_own_endpoints(
     assert [
         r.payload["message"]["android"]["collapse_key"] for r in other.standin.received.all()
     ] == ["ch_second"]
+
+
+async def test_standin_serves_http1_clients_as_well(fcm: Fcm) -> None:
+    """The token grant and a send also work over HTTP/1.1, as requests-based clients use it."""
+    now = int(time.time())
+    assertion = jwt.encode(
+        {
+            "iss": fcm.account.client_email,
+            "scope": "https://www.googleapis.com/auth/firebase.messaging",
+            "aud": f"{fcm.thread.url}/token",
+            "iat": now,
+            "exp": now + 3600,
+        },
+        fcm.account.info["private_key"],
+        algorithm="RS256",
+    )
+    context = fcm.thread.tls.client_context(alpn=("http/1.1",))
+    async with httpx.AsyncClient(verify=context, base_url=fcm.thread.url) as client:
+        grant = await client.post(
+            "/token",
+            data={
+                "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                "assertion": assertion,
+            },
+        )
+        assert grant.status_code == 200
+        assert grant.json()["token_type"] == "Bearer"
+        sent = await client.post(
+            f"/v1/projects/{PROJECT}/messages:send",
+            headers={"authorization": f"Bearer {grant.json()['access_token']}"},
+            json={"message": {"token": TOKEN, "data": {"challenge_id": "ch_h1"}}},
+        )
+    assert sent.status_code == 200
+    (seen,) = fcm.standin.received.all()
+    assert (seen.http_version, seen.status) == ("1.1", 200)
