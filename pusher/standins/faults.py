@@ -4,8 +4,9 @@ A fault is an HTTP status plus the provider's reason string (APNs ``reason`` suc
 ``TooManyRequests``, FCM ``errorCode`` such as ``QUOTA_EXCEEDED``), an optional
 ``Retry-After``, or ``hang`` (the request is accepted and never answered).
 
-Precedence for one request: dead tokens (``invalid_tokens``), then a per-token fault,
-then the queue of next-N faults, then ``hang_all``. ``latency`` delays every answer.
+Faults apply to requests that passed the service's own checks (auth, headers, payload).
+Precedence: dead tokens (``invalid_tokens``), then a per-token fault, then the queue of
+next-N faults, then ``hang_all``. ``latency`` delays every answer.
 
 JSON form (``POST /_standin/faults``; every key optional)::
 
@@ -57,7 +58,7 @@ class FaultPlan:
     def fail_next(
         self, status: int, reason: str, *, count: int = 1, retry_after: float | None = None
     ) -> None:
-        """Answer the next ``count`` requests (any token) with ``status`` / ``reason``."""
+        """Answer the next ``count`` valid requests (any token) with ``status`` / ``reason``."""
         self.push_next(Fault(status, reason, retry_after), count=count)
 
     def hang_next(self, count: int = 1) -> None:
