@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     fcm_credentials_file: str | None = None
     fcm_project_id: str | None = None
     fcm_endpoint: str | None = None
+    fcm_ca_file: str | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
     trusted_proxies: str = ""

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pusher.providers.apns import ApnsProvider
 from pusher.providers.base import PushProvider
+from pusher.providers.fcm import FcmProvider
 from pushgate.settings import Settings
 
 
@@ -26,6 +27,14 @@ def build_providers(settings: Settings) -> dict[str, PushProvider]:
             sandbox=settings.apns_sandbox,
             endpoint=settings.apns_endpoint,
             ca_file=settings.apns_ca_file,
+            timeout=settings.push_timeout_seconds,
+        )
+    if settings.fcm_credentials_file:
+        providers["fcm"] = FcmProvider(
+            service_account_file=settings.fcm_credentials_file,
+            project_id=settings.fcm_project_id,
+            endpoint=settings.fcm_endpoint,
+            ca_file=settings.fcm_ca_file,
             timeout=settings.push_timeout_seconds,
         )
     return providers

@@ -80,7 +80,10 @@ async def enroll(server: TestServer, session: aiohttp.ClientSession, portal: Por
     """Enroll a software device for a user through the real enrollment routes."""
 
     async def _enroll(
-        user_id: str, platform: str = "none", push_token: str | None = None
+        user_id: str,
+        platform: str = "none",
+        push_token: str | None = None,
+        app_bundle_id: str | None = None,
     ) -> DeviceClient:
         code = await portal.enrollment_code(user_id)
         device = DeviceClient(
@@ -88,7 +91,12 @@ async def enroll(server: TestServer, session: aiohttp.ClientSession, portal: Por
             session=session,
             authenticator=SoftAuthenticator.generate(origin=ORIGIN, rp_id="localhost"),
         )
-        await device.enroll(code, platform=platform, push_token=push_token)  # type: ignore[arg-type]
+        await device.enroll(
+            code,
+            platform=platform,  # type: ignore[arg-type]
+            push_token=push_token,
+            app_bundle_id=app_bundle_id,
+        )
         return device
 
     return _enroll

@@ -28,12 +28,11 @@ async def test_openapi_document_is_valid_and_covers_every_route(
     served = {
         (route.method.lower(), route.resource.canonical)
         for route in server.app.router.routes()
-        if route.resource is not None and route.method not in ("HEAD", "*")
+        if route.resource is not None
+        and route.method not in ("HEAD", "*")
         and not route.resource.canonical.startswith("/demo")
     }
-    documented = {
-        (method, path) for path, item in document["paths"].items() for method in item
-    }
+    documented = {(method, path) for path, item in document["paths"].items() for method in item}
     assert served <= documented, served - documented
     assert documented <= served, documented - served
     assert len(OPERATIONS) == len(documented)
