@@ -4,6 +4,7 @@ Control API (same TLS port as the service, HTTP/2 or HTTP/1.1, JSON bodies)::
 
     GET    /_standin/health      {"name": "apns", "ok": true}
     GET    /_standin/received    {"received": [record, ...]}   (?token=T filters)
+    GET    /_standin/summary     {"total": n, "by_status": {"200": n, ...}}
     DELETE /_standin/received    forget the record
     GET    /_standin/faults      the current fault plan
     POST   /_standin/faults      apply a fault plan (see pusher.standins.faults)
@@ -87,6 +88,8 @@ class Standin:
             token = parse_qs(url.query).get("token", [None])[0]
             items = self.received.for_token(token) if token else self.received.all()
             return Response.of_json(200, {"received": [r.to_json() for r in items]})
+        if route == ("GET", "summary"):
+            return Response.of_json(200, self.received.summary())
         if route == ("DELETE", "received"):
             self.received.clear()
             return Response(204)

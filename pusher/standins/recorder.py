@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter, deque
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -29,16 +30,29 @@ class Received:
 
 
 class Recorder:
-    """A thread-safe append-only list of :class:`Received` with a blocking wait."""
+    """A thread-safe record of :class:`Received` with counters and a blocking wait.
 
-    def __init__(self) -> None:
-        self._items: list[Received] = []
+    Keeps the newest ``max_items`` records (load tests send far more); the counters in
+    :meth:`summary` cover every request since the last :meth:`clear`.
+    """
+
+    def __init__(self, max_items: int = 100_000) -> None:
+        self._items: deque[Received] = deque(maxlen=max_items)
+        self._total = 0
+        self._by_status: Counter[str] = Counter()
         self._cond = threading.Condition()
 
     def add(self, item: Received) -> None:
         with self._cond:
             self._items.append(item)
+            self._total += 1
+            self._by_status[str(item.status)] += 1
             self._cond.notify_all()
+
+    def summary(self) -> dict[str, Any]:
+        """``{"total": n, "by_status": {"200": n, "None": unanswered, ...}}``."""
+        with self._cond:
+            return {"total": self._total, "by_status": dict(self._by_status)}
 
     def all(self) -> list[Received]:
         """Every request so far, oldest first."""
@@ -55,15 +69,17 @@ class Recorder:
     def clear(self) -> None:
         with self._cond:
             self._items.clear()
+            self._total = 0
+            self._by_status.clear()
 
     def wait_for(self, count: int, timeout: float = 5.0) -> list[Received]:
-        """Block until at least ``count`` requests were recorded (or ``timeout``); return all.
+        """Block until ``count`` requests were recorded (or ``timeout``); return those kept.
 
         From async code call it through ``asyncio.to_thread`` so the loop keeps running.
         """
         deadline = time.monotonic() + timeout
         with self._cond:
-            while len(self._items) < count:
+            while self._total < count:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break

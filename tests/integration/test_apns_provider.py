@@ -287,8 +287,13 @@ async def test_control_api_injects_faults_from_another_client(
         assert configured.status_code == 200
         result = await provider.send(message())
         received = (await client.get("/_standin/received")).json()["received"]
+        summary = (await client.get("/_standin/summary")).json()
+        cleared = await client.delete("/_standin/received")
     assert (result.outcome, result.reason) == (SendOutcome.RETRY, "Shutdown")
     assert [r["status"] for r in received] == [503]
+    assert summary == {"total": 1, "by_status": {"503": 1}}
+    assert cleared.status_code == 204
+    assert standin[0].received.all() == []
 
 
 def test_standin_cli_prints_its_port_and_credentials(tmp_path: Path) -> None:
