@@ -16,6 +16,7 @@ from approvals.store.users import UserStore
 from gateway import admin, challenges, device, enrollment, ops, users
 from gateway.bodies import MAX_BODY_BYTES
 from gateway.caches import AuthCache, PolicyCache
+from gateway.clientip import parse_networks
 from gateway.metrics import GatewayMetrics
 from gateway.middleware import problem_middleware
 from gateway.services import SERVICES, Clock, Services, system_clock
@@ -59,6 +60,7 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         devices=DeviceStore(backend),
         tenants=tenants,
         users=UserStore(backend),
+        trusted_networks=parse_networks(settings.trusted_proxy_list),
     )
 
 

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from gateway.bodies import validation_problem
+from gateway.clientip import client_ip
 from gateway.problems import ProblemError, problem_response
 from gateway.services import CHALLENGE_ID, REQUEST_ID, TENANT, services
 from gateway.waiters import HubUnavailable
@@ -92,6 +93,9 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     svc.metrics.latency.labels(route).observe(elapsed)
     log.info(
         "request",
+        client_ip=client_ip(
+            request.remote, request.headers.get("X-Forwarded-For"), svc.trusted_networks
+        ),
         method=request.method,
         route=route,
         status=status,

@@ -16,6 +16,7 @@ from approvals.store.devices import DeviceStore
 from approvals.store.tenants import TenantStore
 from approvals.store.users import UserStore
 from gateway.caches import AuthCache, PolicyCache
+from gateway.clientip import Network
 from gateway.metrics import GatewayMetrics
 from gateway.waiters import Hub
 from pushgate.settings import Settings
@@ -38,6 +39,7 @@ class Services:
     devices: DeviceStore
     tenants: TenantStore
     users: UserStore
+    trusted_networks: list[Network] = field(default_factory=list)
     websockets: weakref.WeakSet[web.WebSocketResponse] = field(default_factory=weakref.WeakSet)
     draining: bool = False
     drain_deadline: float | None = None

@@ -77,6 +77,19 @@ class Settings(BaseSettings):
             raise ValueError(f"must be base64 of 32 bytes, got {len(raw)} bytes")
         return value
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_parse(cls, value: str) -> str:
+        import ipaddress
+
+        for entry in (p.strip() for p in value.split(",")):
+            if entry:
+                try:
+                    ipaddress.ip_network(entry, strict=False)
+                except ValueError:
+                    raise ValueError(f"{entry!r} is not an address or CIDR") from None
+        return value
+
     @model_validator(mode="after")
     def _public_url_default(self) -> Settings:
         if not self.public_url:
