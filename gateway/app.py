@@ -7,13 +7,17 @@ from collections.abc import AsyncIterator
 
 from aiohttp import WSCloseCode, web
 
+from approvals.secretbox import SecretBox
 from approvals.store import keys
 from approvals.store.backend import Backend, connect
 from approvals.store.challenges import ChallengeStore
 from approvals.store.devices import DeviceStore
+from approvals.store.events import EventStore
 from approvals.store.tenants import TenantStore
+from approvals.store.totp import TotpStore
 from approvals.store.users import UserStore
-from gateway import admin, challenges, device, enrollment, ops, users
+from approvals.store.webhooks import WebhookStore
+from gateway import accounts, admin, challenges, device, enrollment, events, ops, totp, users
 from gateway.bodies import MAX_BODY_BYTES
 from gateway.caches import AuthCache, PolicyCache
 from gateway.clientip import parse_networks
@@ -60,6 +64,10 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         devices=DeviceStore(backend),
         tenants=tenants,
         users=UserStore(backend),
+        totp=TotpStore(backend),
+        events=EventStore(backend),
+        webhooks=WebhookStore(backend),
+        secret_box=SecretBox(settings.secret_key_bytes),
         trusted_networks=parse_networks(settings.trusted_proxy_list),
     )
 
@@ -88,7 +96,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     """The gateway application. Resources open on startup and close on cleanup."""
     app = web.Application(middlewares=[problem_middleware], client_max_size=MAX_BODY_BYTES)
     app[SERVICES] = build_services(settings, clock)
-    for module in (challenges, device, enrollment, users, admin, ops):
+    for module in (challenges, device, enrollment, users, admin, ops, totp, accounts, events):
         app.router.add_routes(module.routes)
     app.cleanup_ctx.append(_resources)
     app.on_shutdown.append(close_websockets)

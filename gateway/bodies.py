@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from aiohttp import web
 from pydantic import (
@@ -12,8 +13,10 @@ from pydantic import (
     StringConstraints,
     TypeAdapter,
     ValidationError,
+    field_validator,
 )
 
+from approvals.events import ALL_EVENTS, EVENT_TYPES
 from gateway.problems import ProblemError
 
 MAX_BODY_BYTES = 64 * 1024
@@ -78,6 +81,45 @@ class DeviceResponse(Strict):
     decision: Literal["approve", "deny", "fraud"]
     number: Annotated[str, StringConstraints(max_length=8)] | None = None
     assertion: dict[str, Any]
+
+
+#: a TOTP code as sent; its shape is checked by the TOTP rules (malformed codes count)
+CodeText = Annotated[str, StringConstraints(max_length=64)]
+
+
+class TotpCode(Strict):
+    code: CodeText
+
+
+class TotpConfirm(Strict):
+    codes: Annotated[list[CodeText], Field(min_length=2, max_length=2)]
+
+
+class EnrollmentPeriod(Strict):
+    days: int = Field(ge=1, le=90)
+
+
+class PutWebhook(Strict):
+    url: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+    events: Annotated[list[str], Field(min_length=1, max_length=len(EVENT_TYPES) + 1)]
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an absolute http:// or https:// URL")
+        if parts.username or parts.password or parts.fragment:
+            raise ValueError("must not carry credentials or a fragment")
+        return value
+
+    @field_validator("events")
+    @classmethod
+    def _known_types(cls, value: list[str]) -> list[str]:
+        unknown = [t for t in value if t != ALL_EVENTS and t not in EVENT_TYPES]
+        if unknown:
+            raise ValueError(f"unknown event types {unknown}; use types of SPEC §9 or '*'")
+        return list(dict.fromkeys(value))
 
 
 Body = TypeVar("Body", bound=BaseModel)

@@ -92,7 +92,12 @@ async def create_challenge(request: web.Request) -> web.Response:
             "no_push_device", "the user has no active push device; offer a verification code"
         )
     if outcome.result == "user_locked":
-        raise _throttle_problem("the user is locked", outcome.retry_after_ms, "user_locked")
+        detail = (
+            "the enrollment period ended; an admin must extend it"
+            if outcome.why == "enrollment_expired"
+            else "the user is locked"
+        )
+        raise _throttle_problem(detail, outcome.retry_after_ms, "user_locked")
     if outcome.result == "push_blocked":
         raise _throttle_problem(
             "pushes are blocked after a fraud report", outcome.retry_after_ms, "push_blocked"

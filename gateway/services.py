@@ -10,11 +10,15 @@ from typing import Any
 
 from aiohttp import web
 
+from approvals.secretbox import SecretBox
 from approvals.store.backend import Backend
 from approvals.store.challenges import ChallengeStore
 from approvals.store.devices import DeviceStore
+from approvals.store.events import EventStore
 from approvals.store.tenants import TenantStore
+from approvals.store.totp import TotpStore
 from approvals.store.users import UserStore
+from approvals.store.webhooks import WebhookStore
 from gateway.caches import AuthCache, PolicyCache
 from gateway.clientip import Network
 from gateway.metrics import GatewayMetrics
@@ -39,6 +43,10 @@ class Services:
     devices: DeviceStore
     tenants: TenantStore
     users: UserStore
+    totp: TotpStore
+    events: EventStore
+    webhooks: WebhookStore
+    secret_box: SecretBox
     trusted_networks: list[Network] = field(default_factory=list)
     websockets: weakref.WeakSet[web.WebSocketResponse] = field(default_factory=weakref.WeakSet)
     draining: bool = False

@@ -1,0 +1,123 @@
+"""A tenant's webhook and its delivery state: a cursor into the tenant stream and a queue of
+deliveries scored by their next attempt, so any worker (or a restarted one) continues."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from approvals.store import keys
+from approvals.store.backend import Backend, decode_hash
+
+
+def secret_context(tenant: str) -> str:
+    """The sealing context of a tenant's webhook signing secret."""
+    return f"webhook:{tenant}"
+
+
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    """The stored configuration (the secret stays sealed)."""
+
+    url: str
+    events: list[str]
+    sealed_secret: str
+    created_at: int
+    updated_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One leased delivery: the event, which attempt this is, and when it was queued."""
+
+    event_id: str
+    attempt: int
+    since_ms: int
+
+
+class WebhookStore:
+    """The only code that touches webhook keys (all in the tenant stream's hash tag)."""
+
+    def __init__(self, backend: Backend) -> None:
+        self._b = backend
+
+    async def put(
+        self, tenant: str, *, url: str, events: list[str], sealed_secret: str, now_ms: int
+    ) -> bool:
+        """Create or replace the webhook; True if one was replaced."""
+        replaced = await self._b.scripts.webhook_put(
+            keys=[keys.webhook(tenant), keys.webhook_cursor(tenant), keys.tenant_events(tenant)],
+            args=[now_ms, url, json.dumps(events), sealed_secret],
+        )
+        await self._b.redis.sadd(keys.WEBHOOK_TENANTS, tenant)
+        return int(replaced) == 1
+
+    async def get(self, tenant: str) -> Webhook | None:
+        """The tenant's webhook, or None."""
+        record = decode_hash(await self._b.redis.hgetall(keys.webhook(tenant)))
+        if not record:
+            return None
+        return Webhook(
+            url=record["url"],
+            events=list(json.loads(record["events"])),
+            sealed_secret=record["secret"],
+            created_at=int(record["created_at"]),
+            updated_at=int(record["updated_at"]),
+        )
+
+    async def delete(self, tenant: str) -> bool:
+        """Remove the webhook and drop its queued deliveries; False if there was none."""
+        removed = await self._b.redis.delete(
+            keys.webhook(tenant),
+            keys.webhook_cursor(tenant),
+            keys.webhook_due(tenant),
+            keys.webhook_tries(tenant),
+            keys.webhook_since(tenant),
+        )
+        await self._b.redis.srem(keys.WEBHOOK_TENANTS, tenant)
+        return int(removed) > 0
+
+    async def tenants(self) -> list[str]:
+        """Tenants that have a webhook."""
+        return sorted(str(t) for t in await self._b.redis.smembers(keys.WEBHOOK_TENANTS))
+
+    async def ingest(self, tenant: str, now_ms: int, count: int = 500) -> int:
+        """Queue the wanted events that arrived since the cursor; returns how many."""
+        queued, _ = await self._b.scripts.webhook_ingest(
+            keys=[
+                keys.webhook(tenant),
+                keys.webhook_cursor(tenant),
+                keys.tenant_events(tenant),
+                keys.webhook_due(tenant),
+                keys.webhook_since(tenant),
+            ],
+            args=[now_ms, count],
+        )
+        return int(queued)
+
+    async def claim(self, tenant: str, now_ms: int, *, lease_ms: int, count: int) -> list[Delivery]:
+        """Lease up to ``count`` due deliveries (each counts one more attempt)."""
+        flat = await self._b.scripts.webhook_claim(
+            keys=[keys.webhook_due(tenant), keys.webhook_tries(tenant), keys.webhook_since(tenant)],
+            args=[now_ms, lease_ms, count],
+        )
+        return [
+            Delivery(str(flat[i]), int(flat[i + 1]), int(flat[i + 2]))
+            for i in range(0, len(flat) - 2, 3)
+        ]
+
+    async def finish(self, tenant: str, event_id: str) -> None:
+        """Forget a delivery: it succeeded, or its retries ran out."""
+        pipe = self._b.redis.pipeline(transaction=True)
+        pipe.zrem(keys.webhook_due(tenant), event_id)
+        pipe.hdel(keys.webhook_tries(tenant), event_id)
+        pipe.hdel(keys.webhook_since(tenant), event_id)
+        await pipe.execute()
+
+    async def retry_at(self, tenant: str, event_id: str, at_ms: int) -> None:
+        """Schedule the next attempt (only while the delivery is still queued)."""
+        await self._b.redis.zadd(keys.webhook_due(tenant), {event_id: at_ms}, xx=True)
+
+    async def queued(self, tenant: str) -> int:
+        """Deliveries still queued (due now or later)."""
+        return int(await self._b.redis.zcard(keys.webhook_due(tenant)))
