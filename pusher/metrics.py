@@ -55,3 +55,15 @@ class WorkerMetrics:
             "Audit events copied to tenant streams",
             registry=self.registry,
         )
+        self.enrollment_events = Counter(
+            "pushgate_enrollment_events",
+            "Enrollment-period events emitted by the scheduler (reminded, expired)",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.webhook_deliveries = Counter(
+            "pushgate_webhook_deliveries",
+            "Webhook delivery attempts by result (delivered, failed, gave_up, dropped)",
+            ["result"],
+            registry=self.registry,
+        )

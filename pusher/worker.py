@@ -12,16 +12,22 @@ from typing import Any
 
 from redis.exceptions import RedisError, ResponseError
 
+from approvals.secretbox import SecretBox
 from approvals.store import keys
 from approvals.store.backend import Backend, connect
 from approvals.store.challenges import ChallengeStore
 from approvals.store.devices import DeviceStore
+from approvals.store.events import EventStore
 from approvals.store.tenants import TenantStore
+from approvals.store.users import UserStore
+from approvals.store.webhooks import WebhookStore
 from pusher.delivery import Delivery
 from pusher.metrics import WorkerMetrics
 from pusher.providers.base import PushProvider
 from pusher.providers.inapp import InAppChannel
 from pusher.relay import EventRelay
+from pusher.scheduler import EnrollmentScheduler
+from pusher.webhooks import WebhookSender
 from pushgate.logs import get_logger
 from pushgate.settings import Settings
 
@@ -74,6 +80,21 @@ class Worker:
             clock=self.clock,
             device_channel=lambda t, u: self.backend.user_keys(t, u).device_channel,
         )
+        self.scheduler = EnrollmentScheduler(
+            UserStore(self.backend),
+            shards=self.backend.shards,
+            clock=self.clock,
+            metrics=self.metrics,
+            interval=sweep_interval,
+        )
+        self.webhooks = WebhookSender(
+            WebhookStore(self.backend),
+            EventStore(self.backend),
+            SecretBox(settings.secret_key_bytes),
+            clock=self.clock,
+            metrics=self.metrics,
+            interval=sweep_interval,
+        )
         self._slots = asyncio.Semaphore(settings.worker_concurrency)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loops: list[asyncio.Task[None]] = []
@@ -87,12 +108,15 @@ class Worker:
         """Start providers and the loops (returns at once)."""
         for provider in self.providers.values():
             await provider.start()
+        await self.webhooks.start()
         self._loops = [
             asyncio.create_task(self._guarded(self._consume_jobs), name="jobs"),
             asyncio.create_task(self._guarded(self._reclaim_jobs), name="reclaim"),
             asyncio.create_task(self._guarded(self._sweep_expiries), name="sweep"),
             asyncio.create_task(self._guarded(self._relay_events), name="relay"),
             asyncio.create_task(self._guarded(self._observe_queue), name="observe"),
+            asyncio.create_task(self._guarded(self._schedule_enrollment), name="enrollment"),
+            asyncio.create_task(self._guarded(self._deliver_webhooks), name="webhooks"),
         ]
 
     async def stop(self, grace: float = 10.0) -> None:
@@ -111,6 +135,7 @@ class Worker:
             await asyncio.gather(*still, return_exceptions=True)
         for provider in self.providers.values():
             await provider.close()
+        await self.webhooks.close()
         await self.backend.close()
 
     async def run_until(self, stop: asyncio.Event) -> None:
@@ -219,6 +244,14 @@ class Worker:
                     if await self.relay.relay(shard, entry_id, fields):
                         self.metrics.events_relayed.inc()
                     await self.redis.xack(stream, RELAY_GROUP, entry_id)
+
+    async def _schedule_enrollment(self) -> None:
+        """Enrollment reminders and expiries (see ``pusher.scheduler``)."""
+        await self.scheduler.run()
+
+    async def _deliver_webhooks(self) -> None:
+        """Signed webhook deliveries with retries (see ``pusher.webhooks``)."""
+        await self.webhooks.run()
 
     async def _observe_queue(self) -> None:
         """Export queue lag and pending counts every few seconds."""
