@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, Self, TypeVar
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -14,6 +14,7 @@ from pydantic import (
     TypeAdapter,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from approvals.events import ALL_EVENTS, EVENT_TYPES
@@ -62,19 +63,22 @@ class EnrollOptions(Strict):
     code: Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
 
-class Enroll(Strict):
-    code: Annotated[str, StringConstraints(min_length=1, max_length=128)]
-    credential: dict[str, Any]
-    platform: Literal["apns", "fcm", "none"]
-    push_token: Annotated[str, StringConstraints(max_length=4096)] | None = None
-    app_bundle_id: Annotated[str, StringConstraints(max_length=200)] | None = None
-    device_name: Annotated[str, StringConstraints(max_length=100)] | None = None
-
-
 class PushToken(Strict):
     platform: Literal["apns", "fcm", "none"]
     push_token: Annotated[str, StringConstraints(max_length=4096)] | None = None
     app_bundle_id: Annotated[str, StringConstraints(max_length=200)] | None = None
+
+    @model_validator(mode="after")
+    def _token_for_push_platforms(self) -> Self:
+        if self.platform != "none" and not self.push_token:
+            raise ValueError("push_token is required for apns and fcm")
+        return self
+
+
+class Enroll(PushToken):
+    code: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    credential: dict[str, Any]
+    device_name: Annotated[str, StringConstraints(max_length=100)] | None = None
 
 
 class DeviceResponse(Strict):

@@ -208,13 +208,8 @@ async def _settle_expiry(svc: Services, record: dict[str, str]) -> dict[str, str
     now_ms = svc.now_ms()
     if record.get("status") == "pending" and effective_status(record, now_ms) == "expired":
         policy = await svc.policy_cache.get(record["tenant"])
-        outcome = await svc.challenges.end(
-            record,
-            status="expired",
-            reason="ttl",
-            method=None,
-            retention_s=policy.result_retention_seconds,
-            now_ms=now_ms,
+        outcome = await svc.challenges.expire(
+            record, retention_s=policy.result_retention_seconds, now_ms=now_ms
         )
         if outcome.result == "expired":
             svc.metrics.challenges.labels("expired").inc()
@@ -261,14 +256,19 @@ def respond_to_end(
     return web.json_response(portal_view(record, svc.now_ms()))
 
 
-@routes.get("/v1/challenges/{challenge_id}/ws")
-async def challenge_websocket(request: web.Request) -> web.StreamResponse:
-    """Stream a challenge's progress and result to the portal or browser waiting on it."""
-    svc = services(request)
+def refuse_when_draining(svc: Services) -> None:
+    """New websockets go to another replica while this one drains."""
     if svc.draining:
         raise ProblemError(
             "backend_unavailable", "this replica is draining", headers={"Retry-After": "1"}
         )
+
+
+@routes.get("/v1/challenges/{challenge_id}/ws")
+async def challenge_websocket(request: web.Request) -> web.StreamResponse:
+    """Stream a challenge's progress and result to the portal or browser waiting on it."""
+    svc = services(request)
+    refuse_when_draining(svc)
     record = await authorized_challenge(request)
     channel = svc.challenges.channel(record["id"])
     assert channel is not None

@@ -17,7 +17,7 @@ from approvals.challenge import device_view, effective_status, outcome_for_answe
 from approvals.numbers import number_matches
 from gateway.auth import require_device
 from gateway.bodies import DeviceResponse, NoBody, PushToken, read_body
-from gateway.challenges import PING_SECONDS, drain_client, respond_to_end
+from gateway.challenges import PING_SECONDS, drain_client, refuse_when_draining, respond_to_end
 from gateway.problems import ProblemError
 from gateway.services import Services, services, tag_request
 from gateway.waiters import RESYNC
@@ -163,12 +163,6 @@ async def put_push_token(request: web.Request) -> web.Response:
     """Replace the device's push route (token rotation, platform change)."""
     device = await require_device(request)
     body = await read_body(request, PushToken)
-    if body.platform != "none" and not body.push_token:
-        raise ProblemError(
-            "invalid_request",
-            "push_token is required for apns and fcm",
-            errors=[{"field": "push_token", "message": "required for apns and fcm"}],
-        )
     svc = services(request)
     await svc.devices.set_push_token(
         device,
@@ -199,10 +193,7 @@ async def delete_self(request: web.Request) -> web.Response:
 async def device_websocket(request: web.Request) -> web.StreamResponse:
     """In-app channel: a snapshot of pending challenges, then new ones and endings live."""
     svc = services(request)
-    if svc.draining:
-        raise ProblemError(
-            "backend_unavailable", "this replica is draining", headers={"Retry-After": "1"}
-        )
+    refuse_when_draining(svc)
     device = await require_device(request)
     uk = svc.backend.user_keys(device["tenant"], device["user_id"])
     ws = web.WebSocketResponse(heartbeat=PING_SECONDS, max_msg_size=4096)

@@ -129,12 +129,6 @@ def _client_challenge(credential: dict[str, Any]) -> str:
 async def enroll_device(request: web.Request) -> web.Response:
     """Verify the registration and create the device; the code is consumed exactly once."""
     body = await read_body(request, Enroll)
-    if body.platform != "none" and not body.push_token:
-        raise ProblemError(
-            "invalid_request",
-            "push_token is required for apns and fcm",
-            errors=[{"field": "push_token", "message": "required for apns and fcm"}],
-        )
     svc = services(request)
     shard, code_hash, record = await _enrollment(svc, body.code)
     challenge = _client_challenge(body.credential)

@@ -198,6 +198,17 @@ class ChallengeStore:
         )
         return _end_outcome(reply)
 
+    async def expire(self, record: dict[str, str], *, retention_s: int, now_ms: int) -> EndOutcome:
+        """Record the expiry of a challenge whose deadline passed (idempotent)."""
+        return await self.end(
+            record,
+            status="expired",
+            reason="ttl",
+            method=None,
+            retention_s=retention_s,
+            now_ms=now_ms,
+        )
+
     async def mark(
         self,
         challenge_id: str,

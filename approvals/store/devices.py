@@ -95,23 +95,20 @@ class DeviceStore:
     async def list_for_user(self, tenant: str, user_id: str) -> list[dict[str, str]]:
         """Every device of a user (removed devices are gone)."""
         uk = self._b.user_keys(tenant, user_id)
-        ids = sorted(await self._b.redis.smembers(uk.devices))
-        if not ids:
-            return []
-        pipe = self._b.redis.pipeline(transaction=False)
-        for device_id in ids:
-            pipe.hgetall(keys.device(uk.shard, device_id))
-        return [r for r in (decode_hash(x) for x in await pipe.execute()) if r]
+        return await self._records_in(uk.shard, uk.devices)
 
     async def active_for_user(self, tenant: str, user_id: str) -> list[dict[str, str]]:
         """The user's devices that can currently be reached."""
         uk = self._b.user_keys(tenant, user_id)
-        ids = sorted(await self._b.redis.smembers(uk.active_devices))
+        return await self._records_in(uk.shard, uk.active_devices)
+
+    async def _records_in(self, shard: int, id_set: str) -> list[dict[str, str]]:
+        ids = sorted(await self._b.redis.smembers(id_set))
         if not ids:
             return []
         pipe = self._b.redis.pipeline(transaction=False)
         for device_id in ids:
-            pipe.hgetall(keys.device(uk.shard, device_id))
+            pipe.hgetall(keys.device(shard, device_id))
         return [r for r in (decode_hash(x) for x in await pipe.execute()) if r]
 
     async def remove(
