@@ -1,0 +1,79 @@
+"""The baselines, served the way ``pushgate serve`` serves the gateway.
+
+Same runtime: uvloop, ``web.AppRunner(access_log=None)``, a ``TCPSite`` with the same
+backlog, structlog configured with the same level and format. Routes:
+
+- ``POST /hello``: the hello-world route (answers a small JSON body, ignores the request body)
+- ``GET /ws/idle``: a bare websocket handler (prepare, then read until closed)
+- ``GET /ws/echo``: a websocket that echoes every text frame
+
+Both websockets ping every 20 s like the gateway's portal websocket.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import signal
+
+import uvloop
+from aiohttp import WSMsgType, web
+
+from gateway.challenges import PING_SECONDS
+from pushgate.logs import configure_logging
+
+HELLO = b'{"hello":"world"}'
+
+
+async def hello(request: web.Request) -> web.Response:
+    return web.Response(body=HELLO, content_type="application/json")
+
+
+async def idle(request: web.Request) -> web.WebSocketResponse:
+    ws = web.WebSocketResponse(heartbeat=PING_SECONDS, max_msg_size=4096)
+    await ws.prepare(request)
+    async for _ in ws:
+        pass
+    return ws
+
+
+async def echo(request: web.Request) -> web.WebSocketResponse:
+    ws = web.WebSocketResponse(heartbeat=PING_SECONDS, max_msg_size=4096)
+    await ws.prepare(request)
+    async for msg in ws:
+        if msg.type == WSMsgType.TEXT:
+            await ws.send_str(msg.data)
+    return ws
+
+
+async def serve(port: int) -> None:
+    app = web.Application()
+    app.router.add_post("/hello", hello)
+    app.router.add_get("/ws/idle", idle)
+    app.router.add_get("/ws/echo", echo)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port, backlog=2048).start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await runner.cleanup()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    configure_logging(os.environ.get("PUSHGATE_LOG_LEVEL", "info"), "json")
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(serve(args.port))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,247 @@
+"""Push sends/s from one worker process, and create -> stand-in latency.
+
+The APNs and FCM stand-ins (``python -m pusher.standins``) run in their own processes on
+the helper CPU; the worker (``benchmarks.worker_runner``) runs on the server CPU. For
+sends/s a backlog of jobs is created while no worker runs, then a fresh worker drains
+it; the rate is taken between the 10th and 90th percentile of the stand-in's receive
+times, so start-up and tail are left out. Latency is measured at a steady, low create
+rate with the worker running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import redis.asyncio as aioredis
+
+from approvals.store import keys
+from benchmarks import procs, stack, stats
+from benchmarks.context import Context
+from pusher.worker import JOBS_GROUP
+
+
+class Standin:
+    """A stand-in process and what it printed on start."""
+
+    def __init__(self, service: str, workdir: Path, cpus: set[int] | None) -> None:
+        state = workdir / f"standin-{service}"
+        argv = [procs.PYTHON, "-m", "pusher.standins", service, "--state-dir", str(state)]
+        self.proc = procs.spawn(
+            argv, cpus=cpus, stdout=subprocess.PIPE, log=workdir / f"standin-{service}.err"
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the {service} stand-in did not start")
+        self.info: dict[str, Any] = json.loads(line)
+        self.ssl = ssl.create_default_context(cafile=self.info["ca_file"])
+
+    @property
+    def url(self) -> str:
+        return str(self.info["url"])
+
+    async def received(self, session: aiohttp.ClientSession) -> list[dict[str, Any]]:
+        async with session.get(self.url + "/_standin/received", ssl=self.ssl) as resp:
+            return list((await resp.json())["received"])
+
+    async def forget(self, session: aiohttp.ClientSession) -> None:
+        async with session.delete(self.url + "/_standin/received", ssl=self.ssl) as resp:
+            resp.raise_for_status()
+
+    def stop(self) -> None:
+        procs.stop(self.proc)
+
+
+def challenge_of(record: dict[str, Any]) -> str:
+    """The challenge id a received push is about (APNs collapse id / FCM data)."""
+    headers = record.get("headers") or {}
+    if "apns-collapse-id" in headers:
+        return str(headers["apns-collapse-id"])
+    payload = record.get("payload") or {}
+    return str(payload.get("message", {}).get("data", {}).get("challenge_id", ""))
+
+
+class WorkerProcess:
+    def __init__(self, ctx: Context, config: dict[str, Any], name: str) -> None:
+        ready = ctx.workdir / f"{name}.ready"
+        path = ctx.workdir / f"{name}.json"
+        path.write_text(json.dumps({**config, "ready_file": str(ready)}))
+        env = stack.gateway_env(ctx.redis_url, 8080, "info")
+        env["PUSHGATE_WORKER_METRICS_PORT"] = "0"
+        argv = [procs.PYTHON, "-m", "benchmarks.worker_runner", str(path)]
+        self.proc = procs.spawn(
+            argv, env=env, cpus=ctx.server_cpus, log=ctx.workdir / f"{name}.err"
+        )
+        deadline = time.monotonic() + 30
+        while not ready.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"worker did not start; see {ctx.workdir / f'{name}.err'}")
+            time.sleep(0.05)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stop(self) -> None:
+        procs.stop(self.proc, timeout=15)
+
+
+async def _queue_empty(client: aioredis.Redis) -> bool:
+    for shard in range(stack.SHARDS):
+        try:
+            groups = await client.xinfo_groups(keys.jobs(shard))
+        except aioredis.ResponseError:
+            continue
+        for group in groups:
+            if group["name"] == JOBS_GROUP and (group["lag"] or group["pending"]):
+                return False
+    return True
+
+
+async def _wait_drained(ctx: Context, limit: float) -> float:
+    client = aioredis.Redis.from_url(ctx.redis_url, decode_responses=True)
+    started = time.monotonic()
+    try:
+        while not await _queue_empty(client):
+            if time.monotonic() - started > limit:
+                raise TimeoutError("the worker did not drain the job streams")
+            await asyncio.sleep(0.1)
+    finally:
+        await client.aclose()
+    return time.monotonic() - started
+
+
+def _steady_rate(times: list[float]) -> float:
+    ordered = sorted(times)
+    lo, hi = ordered[len(ordered) // 10], ordered[(len(ordered) * 9) // 10]
+    count = (len(ordered) * 9) // 10 - len(ordered) // 10
+    return count / (hi - lo) if hi > lo else float("nan")
+
+
+async def _drain(
+    ctx: Context, config: dict[str, Any], standin: Standin, provider: str, others: dict[str, int]
+) -> dict[str, Any]:
+    users = ctx.tenant.users[provider]
+    count = ctx.profile.push_backlog
+    await stack.reset_fatigue(ctx.redis_url, ctx.tenant, users)
+    await stack.create_challenges(
+        ctx.session, ctx.gateways["info"], ctx.tenant, users, count, f"drain-{provider}"
+    )
+    await standin.forget(ctx.session)
+    worker = WorkerProcess(ctx, config, f"worker-{provider}")
+    meter = procs.CpuMeter({"worker": worker.pid, **others})
+    meter.start()
+    try:
+        seconds = await _wait_drained(ctx, limit=count / 50 + 60)
+        cpu = meter.stop()
+    finally:
+        worker.stop()
+    received = [r for r in await standin.received(ctx.session) if r["status"] == 200]
+    rate = _steady_rate([r["at"] for r in received])
+    return {
+        "jobs": count,
+        "delivered": len(received),
+        "sends_per_second": round(rate, 1),
+        "drain_seconds_including_start": round(seconds, 2),
+        "cpu_cores": cpu,
+    }
+
+
+async def _e2e(ctx: Context, standins: dict[str, Standin]) -> dict[str, Any]:
+    """Creates at a steady rate, alternating providers; latency to the stand-in's receipt."""
+    rate, seconds = ctx.profile.e2e_rate, ctx.profile.e2e_seconds
+    total = int(rate * seconds)
+    sent: dict[str, tuple[str, float]] = {}
+    gateway = ctx.gateways["info"]
+    for name in standins:
+        await stack.reset_fatigue(ctx.redis_url, ctx.tenant, ctx.tenant.users[name])
+        await standins[name].forget(ctx.session)
+    names = list(standins)
+
+    async def one(i: int) -> None:
+        provider = names[i % len(names)]
+        users = ctx.tenant.users[provider]
+        body = stack.create_body(users[(i // len(names)) % len(users)], f"e2e-{i}")
+        at = time.time()
+        async with ctx.session.post(
+            gateway.url + "/v1/challenges", json=body, headers=ctx.tenant.portal_headers
+        ) as resp:
+            reply = await resp.json()
+            if resp.status != 201:
+                raise RuntimeError(f"create: {resp.status} {reply}")
+        sent[reply["id"]] = (provider, at)
+
+    tasks = []
+    start = time.perf_counter()
+    for i in range(total):
+        delay = start + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i)))
+    await asyncio.gather(*tasks)
+    await _wait_drained(ctx, limit=60)
+    await asyncio.sleep(0.5)
+    out: dict[str, Any] = {"rate": rate, "seconds": seconds}
+    for name, standin in standins.items():
+        lat = []
+        for record in await standin.received(ctx.session):
+            hit = sent.get(challenge_of(record))
+            if hit is not None and hit[0] == name and record["status"] == 200:
+                lat.append((record["at"] - hit[1]) * 1000)
+        out[name] = stats.latency_summary(lat)
+    return out
+
+
+async def run_push(ctx: Context) -> dict[str, Any]:
+    """Sends/s per provider (backlog drain) and create -> received latency."""
+    ctx.say("  enrolling APNs and FCM devices")
+    for provider in ("apns", "fcm"):
+        await stack.enroll_pool(
+            ctx.session,
+            ctx.gateways["info"],
+            ctx.tenant,
+            provider,
+            ctx.profile.push_users,
+            provider,
+        )
+    standins = {name: Standin(name, ctx.workdir, ctx.aux_cpus) for name in ("apns", "fcm")}
+    try:
+        apns, fcm = standins["apns"].info, standins["fcm"].info
+        config = {
+            "apns": {
+                "key_file": apns["key_file"],
+                "key_id": apns["key_id"],
+                "team_id": apns["team_id"],
+                "topic": stack.APNS_TOPIC,
+                "url": apns["url"],
+                "ca_file": apns["ca_file"],
+            },
+            "fcm": {
+                "service_account_file": fcm["service_account_file"],
+                "project_id": fcm["project_id"],
+                "url": fcm["url"],
+                "ca_file": fcm["ca_file"],
+            },
+        }
+        out: dict[str, Any] = {"providers": ["apns", "fcm"]}
+        for name, standin in standins.items():
+            others = {"standin": standin.proc.pid, "redis": stack.redis_pid(ctx.redis)}
+            out[f"drain_{name}"] = await _drain(ctx, config, standin, name, others)
+            ctx.say(f"  {name}: {out[f'drain_{name}']}")
+        worker = WorkerProcess(ctx, config, "worker-e2e")
+        try:
+            out["e2e_ms"] = await _e2e(ctx, standins)
+            ctx.say(f"  create -> received: {out['e2e_ms']}")
+        finally:
+            worker.stop()
+        return out
+    finally:
+        for standin in standins.values():
+            standin.stop()
