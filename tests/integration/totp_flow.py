@@ -26,13 +26,13 @@ async def start_totp(portal: Portal, user_id: str) -> str:
 
 
 async def active_totp(portal: Portal, user_id: str, clock: TestClock) -> str:
-    """Enroll and confirm a key, then move past the two used steps; returns the secret."""
+    """Enroll and confirm a key, then move on until no used step is in reach; returns the secret."""
     mid_step(clock)
     secret = await start_totp(portal, user_id)
     codes = [code_at(secret, clock), code_at(secret, clock, 1)]
     reply = await portal.call("POST", f"/v1/users/{user_id}/totp/confirm", {"codes": codes})
     assert reply.status == 200, reply.body
-    clock.advance(2 * STEP_SECONDS)
+    clock.advance(3 * STEP_SECONDS)
     return secret
 
 
