@@ -132,6 +132,8 @@ class Worker:
             _, still = await asyncio.wait(self._tasks, timeout=grace)
             for task in still:
                 task.cancel()
+            if still:
+                log.info("worker_jobs_handed_back", count=len(still))
             await asyncio.gather(*still, return_exceptions=True)
         for provider in self.providers.values():
             await provider.close()

@@ -221,6 +221,7 @@ async def test_sigterm_worker_exits_cleanly_and_another_worker_delivers_its_unac
             await wait_until(in_flight, "worker 1's push to hang at APNs", alive=first)
             first.terminate()
             assert await first.wait(10) == 0, first.log_text()
+            assert '"worker_jobs_handed_back"' in first.log_text()
             assert "worker_stopped" in first.log_text()
             handed_back = await pending_jobs(redis)
             assert sum(handed_back.values()) == 1
