@@ -46,8 +46,8 @@ class EnrollmentScheduler:
                     emitted += 1
         return emitted
 
-    async def run(self) -> None:
-        """Tick forever (the worker cancels it on stop)."""
-        while True:
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Tick until ``stopping`` is set (the worker also cancels it on stop)."""
+        while not stopping.is_set():
             await self.tick()
             await asyncio.sleep(self._interval)

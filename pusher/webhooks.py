@@ -85,9 +85,9 @@ class WebhookSender:
             await self._session.close()
             self._session = None
 
-    async def run(self) -> None:
-        """Tick forever (the worker cancels it on stop)."""
-        while True:
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Tick until ``stopping`` is set (the worker also cancels it on stop)."""
+        while not stopping.is_set():
             await self.tick()
             await asyncio.sleep(self._interval)
 

@@ -249,11 +249,11 @@ class Worker:
 
     async def _schedule_enrollment(self) -> None:
         """Enrollment reminders and expiries (see ``pusher.scheduler``)."""
-        await self.scheduler.run()
+        await self.scheduler.run(self._stopping)
 
     async def _deliver_webhooks(self) -> None:
         """Signed webhook deliveries with retries (see ``pusher.webhooks``)."""
-        await self.webhooks.run()
+        await self.webhooks.run(self._stopping)
 
     async def _observe_queue(self) -> None:
         """Export queue lag and pending counts every few seconds."""
