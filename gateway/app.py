@@ -17,7 +17,18 @@ from approvals.store.tenants import TenantStore
 from approvals.store.totp import TotpStore
 from approvals.store.users import UserStore
 from approvals.store.webhooks import WebhookStore
-from gateway import accounts, admin, challenges, device, enrollment, events, ops, totp, users
+from gateway import (
+    accounts,
+    admin,
+    challenges,
+    device,
+    enrollment,
+    events,
+    ops,
+    totp,
+    users,
+    webhooks,
+)
 from gateway.bodies import MAX_BODY_BYTES
 from gateway.caches import AuthCache, PolicyCache
 from gateway.clientip import parse_networks
@@ -96,7 +107,18 @@ def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Applica
     """The gateway application. Resources open on startup and close on cleanup."""
     app = web.Application(middlewares=[problem_middleware], client_max_size=MAX_BODY_BYTES)
     app[SERVICES] = build_services(settings, clock)
-    for module in (challenges, device, enrollment, users, admin, ops, totp, accounts, events):
+    for module in (
+        challenges,
+        device,
+        enrollment,
+        users,
+        admin,
+        ops,
+        totp,
+        accounts,
+        events,
+        webhooks,
+    ):
         app.router.add_routes(module.routes)
     app.cleanup_ctx.append(_resources)
     app.on_shutdown.append(close_websockets)
