@@ -120,6 +120,11 @@ async def test_sigterm_drains_gateway_and_the_waiter_gets_its_result_from_anothe
             assert refused.value.status == 503
             assert refused.value.headers is not None
             assert refused.value.headers["Content-Type"].startswith("application/problem+json")
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await session.ws_connect(
+                    f"{a.base_url}/v1/device/ws", headers=device.auth_headers()
+                )
+            assert refused.value.status == 503
 
             closing = await waiter.receive(timeout=DRAIN_SECONDS)
             assert closing.type in (WSMsgType.CLOSE, WSMsgType.CLOSED)
