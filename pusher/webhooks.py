@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Final
 
 import aiohttp
+from redis.exceptions import RedisError
 
 from approvals.secretbox import SecretBox, SecretBoxError
 from approvals.store.events import EventStore
@@ -98,10 +99,12 @@ class WebhookSender:
             *(self._tenant_tick(t) for t in tenants), return_exceptions=True
         )
         for tenant, result in zip(tenants, results, strict=True):
+            if isinstance(result, RedisError | OSError | asyncio.CancelledError):
+                raise result  # the worker pauses the loop until Redis is back
             if isinstance(result, SecretBoxError):
                 log.error("webhook_secret_unreadable", tenant=tenant, error=str(result))
             elif isinstance(result, BaseException):
-                raise result
+                log.error("webhook_tenant_failed", tenant=tenant, error=repr(result))
 
     async def _tenant_tick(self, tenant: str) -> None:
         hook = await self._store.get(tenant)

@@ -50,7 +50,7 @@ class Receiver:
         if self.failures_left > 0:
             self.failures_left -= 1
             return web.Response(status=500)
-        return web.Response(status=204)
+        return web.Response(status=200)
 
     async def wait_for(self, count: int, timeout: float = 10) -> None:
         """Until ``count`` requests arrived."""
