@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -22,9 +23,27 @@ _BEARER = re.compile(r"(Bearer|Device)\s+\S+", re.IGNORECASE)
 _LIVE_KEY = re.compile(r"pg_live_[A-Za-z0-9_-]+")
 
 
+_BEARER_REPLACEMENT = r"\1 " + REDACTED
+
+
+@functools.lru_cache(maxsize=4096)
+def _secret_name(key: str) -> bool:
+    return key not in _SAFE_NAMES and _SECRET_NAMES.search(key) is not None
+
+
+def _may_hold_credential(text: str) -> bool:
+    """False only when neither pattern can match (a cheap test before the regexes)."""
+    if not text.isascii():
+        return True  # IGNORECASE folds some non-ASCII letters onto ASCII ones
+    lowered = text.lower()
+    return "pg_live_" in text or "bearer" in lowered or "device" in lowered
+
+
 def _scrub(value: Any) -> Any:
     if isinstance(value, str):
-        return _LIVE_KEY.sub(REDACTED, _BEARER.sub(r"\1 " + REDACTED, value))
+        if not _may_hold_credential(value):
+            return value
+        return _LIVE_KEY.sub(REDACTED, _BEARER.sub(_BEARER_REPLACEMENT, value))
     if isinstance(value, dict):
         return {k: _redact_item(k, v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -33,7 +52,7 @@ def _scrub(value: Any) -> Any:
 
 
 def _redact_item(key: Any, value: Any) -> Any:
-    if isinstance(key, str) and key not in _SAFE_NAMES and _SECRET_NAMES.search(key):
+    if isinstance(key, str) and _secret_name(key):
         return REDACTED if value not in (None, "") else value
     return _scrub(value)
 
