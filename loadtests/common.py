@@ -89,6 +89,7 @@ class Board:
         self.ready_users: list[str] = []
         self.numbers: dict[str, str | None] = {}
         self.answers: dict[str, tuple[str, float]] = {}
+        self.started = time.monotonic()
         self._next_user = 0
 
     def new_user_id(self, prefix: str, run_id: str) -> str:

@@ -47,6 +47,7 @@ LOAD_POLICY = {
 }
 DENY_RATIO = env_float("LOADTEST_DENY_RATIO", 0.1)
 RESULT_TIMEOUT = env_float("LOADTEST_RESULT_TIMEOUT", 75.0)
+ENROLL_WAIT_SECONDS = 30.0
 TOTP_PATH = "/v1/users/{user_id}/totp"
 
 
@@ -70,6 +71,7 @@ TOTP = {"available": False, "reason": ""}
 @events.test_start.add_listener
 def prepare(environment: Any, **_: Any) -> None:
     """Relax the load tenant's fatigue caps, read the attacked tenant's, probe TOTP routes."""
+    BOARD.started = time.monotonic()
     host = environment.host.rstrip("/")
     relaxed = requests.patch(
         f"{host}/v1/policy", json=LOAD_POLICY, headers=bearer(SEED.load.admin_key), timeout=10
@@ -109,7 +111,7 @@ class PortalUser(FastHttpUser):
     @task
     def login(self) -> None:
         user_id = BOARD.pick_user()
-        if user_id is None:
+        if user_id is None or not self.devices_ready():
             gevent.sleep(0.5)
             return
         body = {"user_id": user_id, "resource": "crm", "app_name": "CRM", "context": CONTEXT}
@@ -130,6 +132,12 @@ class PortalUser(FastHttpUser):
         waited = wait_result(created["watch_url"], {}, RESULT_TIMEOUT)
         answer = BOARD.forget(challenge_id)
         self._judge(waited, answer, started)
+
+    def devices_ready(self) -> bool:
+        """Every device enrolled (or 30 s passed): a few early users would hit the push cap."""
+        if len(BOARD.ready_users) >= DeviceUser.fixed_count:
+            return True
+        return time.monotonic() - BOARD.started > ENROLL_WAIT_SECONDS
 
     def _judge(self, waited: Waited, answer: tuple[str, float] | None, started: float) -> None:
         if waited.result is None or waited.result_at is None:
@@ -222,7 +230,8 @@ class TotpUser(FastHttpUser):
         base = TOTP_PATH.format(user_id=user_id)
         secret = self._post(base, None, "/v1/users/[id]/totp").json()["secret"]
         totp = pyotp.TOTP(secret)
-        step = int(time.time() // 30)
+        step = totp_step(None, time.time())  # the oldest acceptable step, then the next
+        assert step is not None
         codes = [totp.at(step * 30), totp.at((step + 1) * 30)]
         self._post(base + "/confirm", {"codes": codes}, "/v1/users/[id]/totp/confirm")
         return {"base": base, "totp": totp, "last_step": step + 1, "last_code": None}
@@ -251,9 +260,11 @@ class TotpUser(FastHttpUser):
                 resp.failure(f"{resp.status_code}: {resp.text[:200]}")
 
     def replay(self, account: dict[str, Any]) -> None:
+        """Send the last accepted code again (once: a replay may count as a failed attempt)."""
+        code, account["last_code"] = account["last_code"], None
         with self.client.post(
             account["base"] + "/verify",
-            json={"code": account["last_code"]},
+            json={"code": code},
             headers=bearer(SEED.load.portal_key),
             name="/v1/users/[id]/totp/verify [replay]",
             catch_response=True,
