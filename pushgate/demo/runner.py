@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import sys
 import time
 from typing import Any
@@ -14,6 +16,9 @@ from gateway.app import create_app
 from pushgate.embedded import EmbeddedRedis
 from pushgate.runtime import serve, stop_on_signals
 from pushgate.settings import load_settings
+
+#: Ctrl-C should end a demo quickly; nothing in it needs a long drain
+DEMO_DRAIN_SECONDS = 2.0
 
 
 async def _demo_tenant(redis_url: str, shards: int) -> dict[str, str]:
@@ -28,10 +33,25 @@ async def _demo_tenant(redis_url: str, shards: int) -> dict[str, str]:
     return {"tenant_id": tenant_id, "admin_key": admin_key, "portal_key": portal_key}
 
 
+def _check_port(host: str, port: int) -> None:
+    """Fail fast with a clear message, before anything starts, when the port is taken."""
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise ValueError(
+            f"cannot listen on {host}:{port} ({reason}); pick another with --port"
+        ) from None
+
+
 async def run_demo(*, host: str | None = None, port: int | None = None) -> None:
     """Run until Ctrl-C; the embedded server stops with the demo."""
     overrides: dict[str, Any] = {k: v for k, v in {"host": host, "port": port}.items() if v}
+    if "PUSHGATE_DRAIN_SECONDS" not in os.environ:
+        overrides["drain_seconds"] = DEMO_DRAIN_SECONDS
     base = load_settings(**overrides)
+    _check_port(base.host, base.port)
     embedded: EmbeddedRedis | None = None
     if base.redis_url is None:
         embedded = EmbeddedRedis()
