@@ -35,7 +35,7 @@ from gateway.clientip import parse_networks
 from gateway.metrics import GatewayMetrics
 from gateway.middleware import problem_middleware
 from gateway.services import SERVICES, Clock, Services, system_clock
-from gateway.waiters import Hub
+from gateway.waiters import ClusterHub, Hub
 from pushgate.settings import Settings, SettingsError
 
 
@@ -58,11 +58,12 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         auth_cache.forget(message)
         policy_cache.on_change_notice(message)
 
-    hub = Hub(
-        backend.redis,
-        sharded=settings.redis_cluster,
-        listeners={keys.AUTH_CHANGED_CHANNEL: on_change},
-    )
+    listeners = {keys.AUTH_CHANGED_CHANNEL: on_change}
+    hub: Hub | ClusterHub
+    if settings.redis_cluster:
+        hub = ClusterHub(backend.redis, listeners=listeners, node_client=backend.node_client)
+    else:
+        hub = Hub(backend.redis, listeners=listeners)
     return Services(
         settings=settings,
         backend=backend,

@@ -22,7 +22,7 @@ from approvals.store.webhooks import WebhookStore
 from gateway.caches import AuthCache, PolicyCache
 from gateway.clientip import Network
 from gateway.metrics import GatewayMetrics
-from gateway.waiters import Hub
+from gateway.waiters import ClusterHub, Hub
 from pushgate.settings import Settings
 
 Clock = Callable[[], float]
@@ -35,7 +35,7 @@ class Services:
     settings: Settings
     backend: Backend
     clock: Clock
-    hub: Hub
+    hub: Hub | ClusterHub
     metrics: GatewayMetrics
     auth_cache: AuthCache
     policy_cache: PolicyCache

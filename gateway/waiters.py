@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +18,8 @@ from redis.exceptions import RedisError
 from pushgate.logs import get_logger
 
 RESYNC = "\x00resync"
+#: always subscribed, so every hub holds a connection it can watch even with no waiters
+IDLE_CHANNEL = "pg:idle"
 
 log = get_logger("gateway.waiters")
 
@@ -40,12 +42,12 @@ class Hub:
         redis: Any,
         *,
         sharded: bool = False,
-        listeners: dict[str, Callable[[str], None]] | None = None,
+        listeners: Mapping[str, Callable[[str], None]] | None = None,
         confirm_timeout: float = 3.0,
     ) -> None:
         self._redis = redis
         self._sharded = sharded
-        self._listeners = listeners or {}
+        self._listeners = dict(listeners or {})
         self._confirm_timeout = confirm_timeout
         self._channels: dict[str, _Channel] = {}
         self._pubsub: Any = None
@@ -125,8 +127,10 @@ class Hub:
         while not self._closing:
             try:
                 self._pubsub = self._redis.pubsub()
-                wanted = [*self._listeners, *self._channels]
-                await getattr(self._pubsub, "ssubscribe" if self._sharded else "subscribe")(*wanted)
+                await self._pubsub.subscribe(IDLE_CHANNEL, *self._listeners)
+                if self._channels:
+                    verb = "ssubscribe" if self._sharded else "subscribe"
+                    await getattr(self._pubsub, verb)(*self._channels)
                 self._connected.set()
                 if not first:
                     self.reconnects += 1
@@ -170,3 +174,67 @@ class Hub:
         if entry is not None:
             for queue in entry.queues:
                 queue.put_nowait(data)
+
+
+class ClusterHub:
+    """The hub for Redis Cluster: one :class:`Hub` per primary, channels routed by slot
+    (sharded pub/sub), change notices (cluster-wide PUBLISH) on the first primary."""
+
+    def __init__(
+        self,
+        cluster: Any,
+        *,
+        listeners: Mapping[str, Callable[[str], None]] | None = None,
+        node_client: Callable[[str, int], Any],
+    ) -> None:
+        self._cluster = cluster
+        self._listeners = dict(listeners or {})
+        self._node_client = node_client
+        self._hubs: dict[str, Hub] = {}
+        self._clients: list[Any] = []
+
+    @property
+    def reconnects(self) -> int:
+        """Reconnections summed over every node's hub."""
+        return sum(h.reconnects for h in self._hubs.values())
+
+    async def start(self) -> None:
+        """Discover the primaries and start one hub on each."""
+        await self._cluster.initialize()
+        for index, node in enumerate(self._cluster.get_primaries()):
+            client = self._node_client(node.host, node.port)
+            self._clients.append(client)
+            hub = Hub(client, sharded=True, listeners=self._listeners if index == 0 else None)
+            self._hubs[node.name] = hub
+            await hub.start()
+
+    async def close(self) -> None:
+        """Stop every node's hub."""
+        for hub in self._hubs.values():
+            await hub.close()
+        for client in self._clients:
+            await client.aclose()
+
+    @property
+    def connected(self) -> bool:
+        """True while every node's subscription connection is up."""
+        return bool(self._hubs) and all(h.connected for h in self._hubs.values())
+
+    def wake_all(self) -> None:
+        """Send ``RESYNC`` to every waiter on every node."""
+        for hub in self._hubs.values():
+            hub.wake_all()
+
+    def _hub_for(self, channel: str) -> Hub:
+        slot = self._cluster.keyslot(channel)
+        node = self._cluster.nodes_manager.get_node_from_slot(slot)
+        hub = self._hubs.get(node.name)
+        if hub is None:
+            raise HubUnavailable(f"no subscription connection to {node.name}")
+        return hub
+
+    def subscription(
+        self, channel: str
+    ) -> contextlib.AbstractAsyncContextManager[asyncio.Queue[str]]:
+        """Subscribe on the node that owns ``channel``'s slot."""
+        return self._hub_for(channel).subscription(channel)

@@ -164,9 +164,21 @@ class Worker:
                 await self.redis.xgroup_create(stream_of(shard), group, id="0", mkstream=True)
 
     async def _read(self, stream_of: Callable[[int], str], group: str, count: int) -> list[Any]:
-        streams = {stream_of(s): ">" for s in range(self.backend.shards)}
-        reply = await self.redis.xreadgroup(group, self.name, streams, count=count, block=1000)
-        return list(reply or [])
+        """New entries of every shard's stream: one XREADGROUP on a single node; one per
+        shard on a Cluster, where each shard's stream lives in its own slot."""
+        if not self.backend.cluster:
+            streams = {stream_of(s): ">" for s in range(self.backend.shards)}
+            reply = await self.redis.xreadgroup(group, self.name, streams, count=count, block=1000)
+            return list(reply or [])
+        replies = await asyncio.gather(
+            *(
+                self.redis.xreadgroup(
+                    group, self.name, {stream_of(s): ">"}, count=count, block=1000
+                )
+                for s in range(self.backend.shards)
+            )
+        )
+        return [item for reply in replies for item in (reply or [])]
 
     async def _consume_jobs(self) -> None:
         await self._ensure_groups(keys.jobs, JOBS_GROUP)

@@ -47,10 +47,17 @@ class EmbeddedRedis:
     Data lives in a temporary directory with AOF on, so a restart keeps it.
     """
 
-    def __init__(self, *, port: int | None = None, appendonly: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        port: int | None = None,
+        appendonly: bool = True,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
         self.binary = find_server_binary()
         self.port = port or free_port()
         self.appendonly = appendonly
+        self.extra_args = extra_args
         self._dir = tempfile.TemporaryDirectory(prefix="pushgate-redis-")
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -77,6 +84,7 @@ class EmbeddedRedis:
             "--daemonize", "no",
             "--loglevel", "warning",
             "--logfile", os.path.join(self._dir.name, "server.log"),
+            *self.extra_args,
         ]  # fmt: skip
         self._process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
             args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -85,6 +93,9 @@ class EmbeddedRedis:
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 err = self._process.stderr.read().decode() if self._process.stderr else ""
+                log_file = Path(self._dir.name) / "server.log"
+                if not err.strip() and log_file.exists():
+                    err = log_file.read_text()[-2000:]
                 raise EmbeddedServerError(f"{self.binary} exited: {err.strip()}")
             if self._answers_ping():
                 return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
@@ -31,6 +32,7 @@ class Backend:
 
     redis: Any
     scripts: Scripts
+    url: str
     shards: int
     cluster: bool = False
     jobs_maxlen: int = 100_000
@@ -39,6 +41,17 @@ class Backend:
     def user_keys(self, tenant: str, user_id: str) -> keys.UserKeys:
         """The keys of a (tenant, user) in its shard."""
         return keys.UserKeys(shard_for(tenant, user_id, self.shards), tenant, user_id)
+
+    def node_client(self, host: str, port: int) -> Any:
+        """A plain client for one Cluster node (its pub/sub connection), same credentials."""
+        parts = urlsplit(self.url)
+        userinfo = parts.netloc.rpartition("@")[0]
+        netloc = f"{userinfo}@{host}:{port}" if userinfo else f"{host}:{port}"
+        return aioredis.Redis.from_url(
+            urlunsplit(parts._replace(netloc=netloc)),
+            decode_responses=True,
+            socket_connect_timeout=2.0,
+        )
 
     async def ping(self) -> bool:
         """True when Redis answers."""
@@ -67,6 +80,7 @@ def connect(
     return Backend(
         redis=client,
         scripts=Scripts.register(client, cluster=cluster),
+        url=url,
         shards=shards,
         cluster=cluster,
         outbox_maxlen=events_maxlen,

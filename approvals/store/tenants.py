@@ -69,10 +69,8 @@ class TenantStore:
         key_digest = await self._b.redis.get(keys.api_key_id(key_id))
         if key_digest is None:
             return False
-        pipe = self._b.redis.pipeline(transaction=True)
-        pipe.delete(keys.api_key(key_digest), keys.api_key_id(key_id))
-        pipe.publish(keys.AUTH_CHANGED_CHANNEL, key_digest)
-        await pipe.execute()
+        await self._b.redis.delete(keys.api_key(key_digest), keys.api_key_id(key_id))
+        await self._b.redis.publish(keys.AUTH_CHANGED_CHANNEL, key_digest)
         return True
 
     async def identify(self, api_key: str) -> ApiKeyIdentity | None:
@@ -89,7 +87,5 @@ class TenantStore:
 
     async def put_policy(self, tenant_id: str, policy: Policy) -> None:
         """Store the whole policy and tell every replica to drop its cached copy."""
-        pipe = self._b.redis.pipeline(transaction=True)
-        pipe.set(keys.policy(tenant_id), policy.model_dump_json())
-        pipe.publish(keys.AUTH_CHANGED_CHANNEL, f"policy:{tenant_id}")
-        await pipe.execute()
+        await self._b.redis.set(keys.policy(tenant_id), policy.model_dump_json())
+        await self._b.redis.publish(keys.AUTH_CHANGED_CHANNEL, f"policy:{tenant_id}")

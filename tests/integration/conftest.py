@@ -30,7 +30,7 @@ class Tenant:
 async def make_tenant(settings: Settings, name: str = "acme") -> Tenant:
     """Create a tenant with an admin and a portal key, as the CLI does."""
     assert settings.redis_url is not None
-    backend = connect(settings.redis_url, shards=settings.shards)
+    backend = connect(settings.redis_url, cluster=settings.redis_cluster, shards=settings.shards)
     try:
         tenants = TenantStore(backend)
         tenant_id, _, admin_key = await tenants.create_tenant(name, 0)
