@@ -97,6 +97,7 @@ class Worker:
         )
         self._slots = asyncio.Semaphore(settings.worker_concurrency)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._in_flight: dict[str, set[str]] = {}
         self._loops: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
 
@@ -112,6 +113,7 @@ class Worker:
         self._loops = [
             asyncio.create_task(self._guarded(self._consume_jobs), name="jobs"),
             asyncio.create_task(self._guarded(self._reclaim_jobs), name="reclaim"),
+            asyncio.create_task(self._guarded(self._keep_claims), name="keep-claims"),
             asyncio.create_task(self._guarded(self._sweep_expiries), name="sweep"),
             asyncio.create_task(self._guarded(self._relay_events), name="relay"),
             asyncio.create_task(self._guarded(self._observe_queue), name="observe"),
@@ -197,13 +199,30 @@ class Worker:
             log.warning("job_failed", error=repr(task.exception()))
 
     async def _handle_job(self, stream: str, entry_id: str, fields: dict[str, str]) -> None:
-        challenge_id = fields.get("cid", "")
-        if fields.get("kind") == "ended":
-            outcome = await self.delivery.deliver_ending(challenge_id, fields.get("device_id", ""))
-        else:
-            outcome = await self.delivery.deliver_challenge(challenge_id)
-        self.metrics.jobs.labels(outcome).inc()
-        await self.redis.xack(stream, JOBS_GROUP, entry_id)
+        in_flight = self._in_flight.setdefault(stream, set())
+        in_flight.add(entry_id)
+        try:
+            challenge_id = fields.get("cid", "")
+            if fields.get("kind") == "ended":
+                device_id = fields.get("device_id", "")
+                outcome = await self.delivery.deliver_ending(challenge_id, device_id)
+            else:
+                outcome = await self.delivery.deliver_challenge(challenge_id)
+            self.metrics.jobs.labels(outcome).inc()
+            await self.redis.xack(stream, JOBS_GROUP, entry_id)
+        finally:
+            in_flight.discard(entry_id)
+
+    async def _keep_claims(self) -> None:
+        """Reset the idle time of jobs still being delivered (long retries), so a healthy
+        worker's jobs are never taken over and sent twice; a dead worker's jobs age."""
+        while not self._stopping.is_set():
+            await asyncio.sleep(max(0.1, self.reclaim_idle_ms / 3000))
+            for stream, entry_ids in list(self._in_flight.items()):
+                if entry_ids:
+                    await self.redis.xclaim(
+                        stream, JOBS_GROUP, self.name, 0, sorted(entry_ids), justid=True
+                    )
 
     async def _reclaim_jobs(self) -> None:
         """Take over jobs another (dead) worker read but never acknowledged."""

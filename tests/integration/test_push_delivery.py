@@ -266,3 +266,20 @@ async def test_answer_on_one_phone_replaces_the_prompt_on_the_other(
     follow_up = delivered(standins.fcm.received.all(), ANDROID)[-1].payload["message"]
     assert follow_up["android"]["collapse_key"] == created["id"]
     assert len(delivered(standins.apns.received.all(), IPHONE)) == 1
+
+
+async def test_long_retry_is_not_taken_over_by_a_second_worker(
+    portal: Portal, enroll: Enroll, standins: Standins, start_worker: Callable[..., Any]
+) -> None:
+    """A job retrying longer than the reclaim idle time stays with its worker: one delivery."""
+    await enroll("alice", platform="apns", push_token=IPHONE, app_bundle_id=TOPIC)
+    standins.apns.faults.fail_token(IPHONE, 503, "ServiceUnavailable", count=1, retry_after=1.5)
+    await start_worker(reclaim_idle_ms=300)
+    await start_worker(reclaim_idle_ms=300)
+    await portal.create_challenge("alice")
+    await wait_until(lambda: bool(delivered(standins.apns.received.all(), IPHONE)), timeout=10)
+    await asyncio.sleep(1.0)
+    challenge_pushes = [
+        r for r in standins.apns.received.for_token(IPHONE) if r.payload["aps"].get("category")
+    ]
+    assert [r.status for r in challenge_pushes] == [503, 200]
