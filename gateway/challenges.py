@@ -287,6 +287,10 @@ async def challenge_websocket(request: web.Request) -> web.StreamResponse:
     return ws
 
 
+#: queued by the client reader when the portal side goes away (never sent by Redis)
+_CLIENT_GONE = "\x00client-gone"
+
+
 async def _stream_challenge(
     svc: Services,
     ws: web.WebSocketResponse,
@@ -295,6 +299,9 @@ async def _stream_challenge(
 ) -> None:
     await ws.send_json({"type": "snapshot", "challenge": portal_view(record, svc.now_ms())})
     reader = asyncio.create_task(drain_client(ws))
+    # The reader's end arrives through the same queue, so an idle socket waits on one
+    # queue.get() under a timer instead of a getter task plus asyncio.wait per wake-up.
+    reader.add_done_callback(lambda _: queue.put_nowait(_CLIENT_GONE))
     try:
         while not ws.closed:
             now_ms = svc.now_ms()
@@ -304,15 +311,13 @@ async def _stream_challenge(
                 await ws.close(code=WSCloseCode.OK)
                 return
             until_expiry = max(0.0, (int(record["expires_at"]) - now_ms) / 1000) + 0.05
-            getter = asyncio.ensure_future(queue.get())
-            done, _ = await asyncio.wait(
-                {getter, reader}, timeout=until_expiry, return_when=asyncio.FIRST_COMPLETED
-            )
-            if getter not in done:
-                getter.cancel()
-            if reader in done:
+            try:
+                async with asyncio.timeout(until_expiry):
+                    message = await queue.get()
+            except TimeoutError:
+                message = "tick"
+            if message == _CLIENT_GONE or reader.done():
                 return
-            message = getter.result() if getter in done else "tick"
             if message in ("push_sent", "delivered", "seen"):
                 await ws.send_json({"type": message})
                 continue
