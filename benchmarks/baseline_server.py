@@ -4,6 +4,8 @@ Same runtime: uvloop, ``web.AppRunner(access_log=None)``, a ``TCPSite`` with the
 backlog, structlog configured with the same level and format. Routes:
 
 - ``POST /hello``: the hello-world route (answers a small JSON body, ignores the request body)
+- ``POST /hello-redis``: the same plus one redis-py ``SET`` with the gateway's client
+  settings (a diagnostic floor: any route that makes one Redis round trip)
 - ``GET /ws/idle``: a bare websocket handler (prepare, then read until closed)
 - ``GET /ws/echo``: a websocket that echoes every text frame
 
@@ -21,13 +23,20 @@ import signal
 import uvloop
 from aiohttp import WSMsgType, web
 
+from approvals.store.backend import Backend, connect
 from gateway.challenges import PING_SECONDS
 from pushgate.logs import configure_logging
 
 HELLO = b'{"hello":"world"}'
+BACKEND = web.AppKey("backend", Backend)
 
 
 async def hello(request: web.Request) -> web.Response:
+    return web.Response(body=HELLO, content_type="application/json")
+
+
+async def hello_redis(request: web.Request) -> web.Response:
+    await request.app[BACKEND].redis.set("hello", "world")
     return web.Response(body=HELLO, content_type="application/json")
 
 
@@ -48,9 +57,11 @@ async def echo(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
-async def serve(port: int) -> None:
+async def serve(port: int, redis_url: str) -> None:
     app = web.Application()
+    app[BACKEND] = connect(redis_url)
     app.router.add_post("/hello", hello)
+    app.router.add_post("/hello-redis", hello_redis)
     app.router.add_get("/ws/idle", idle)
     app.router.add_get("/ws/echo", echo)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -62,17 +73,19 @@ async def serve(port: int) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await runner.cleanup()
+    await app[BACKEND].close()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--redis-url", required=True)
     args = parser.parse_args()
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     configure_logging(os.environ.get("PUSHGATE_LOG_LEVEL", "info"), "json")
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(serve(args.port))
+        runner.run(serve(args.port, args.redis_url))
 
 
 if __name__ == "__main__":

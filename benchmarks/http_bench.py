@@ -10,13 +10,11 @@ own CPU time per request is reported too: it does not depend on what else ran.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import re
 from typing import Any
 
 import redis.asyncio as aioredis
 
-from benchmarks import loadgen, procs, stack, stats
+from benchmarks import loadgen, monitor, procs, stack, stats
 from benchmarks.context import Context
 
 
@@ -47,6 +45,7 @@ async def _wrk(
 def _targets(ctx: Context) -> list[tuple[str, stack.Server, str]]:
     return [
         ("hello", ctx.baseline, "/hello"),
+        ("hello_redis", ctx.baseline, "/hello-redis"),
         ("create_info", ctx.gateways["info"], "/v1/challenges"),
         ("create_warning", ctx.gateways["warning"], "/v1/challenges"),
     ]
@@ -74,8 +73,9 @@ async def run_p1(ctx: Context) -> dict[str, Any]:
                 f"  P1 round {round_no + 1} {name}: {result.rate:,.0f}/s, {cpu_us:.0f} µs CPU/req"
             )
     out: dict[str, Any] = {"runs": runs}
-    for level in ("info", "warning"):
-        pairs = list(zip(runs[f"create_{level}"], runs["hello"], strict=True))
+    for level in ("info", "warning", "hello_redis"):
+        name = level if level == "hello_redis" else f"create_{level}"
+        pairs = list(zip(runs[name], runs["hello"], strict=True))
         out[f"ratio_{level}"] = stats.ratio_summary([c["rate"] / h["rate"] for c, h in pairs])
         out[f"cpu_ratio_{level}"] = stats.ratio_summary(
             [h["server_cpu_us_per_request"] / c["server_cpu_us_per_request"] for c, h in pairs]
@@ -88,48 +88,37 @@ async def run_p1(ctx: Context) -> dict[str, Any]:
     return out
 
 
-_MONITOR_LINE = re.compile(rb'^\+[\d.]+ \[\d+ ([^\]]+)\] "([^"]+)"')
+async def _created_total(ctx: Context) -> float:
+    async with ctx.session.get(ctx.gateways["info"].url + "/metrics") as resp:
+        text = await resp.text()
+    for line in text.splitlines():
+        if line.startswith('pushgate_challenges_total{outcome="created"}'):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
 
 
 async def round_trips(ctx: Context, seconds: float = 3.0) -> dict[str, Any]:
     """Commands the gateway sends per create after warm-up, counted with MONITOR.
 
-    MONITOR shows commands run by scripts with the source ``lua``; only the others are
-    round trips. ``INFO commandstats`` cross-checks the EVALSHA count.
+    The denominator is the gateway's own count of created challenges (wrk stops with
+    requests in flight); ``INFO commandstats`` cross-checks the EVALSHA count.
     """
-    counts: dict[str, int] = {}
-    reader, writer = await asyncio.open_connection("127.0.0.1", ctx.redis_port)
-    writer.write(b"MONITOR\r\n")
-    await writer.drain()
-    assert (await reader.readline()).startswith(b"+OK")
-
-    async def consume() -> None:
-        while line := await reader.readline():
-            match = _MONITOR_LINE.match(line)
-            if match and match.group(1) != b"lua":
-                name = match.group(2).decode().lower()
-                counts[name] = counts.get(name, 0) + 1
-
     await stack.reset_fatigue(ctx.redis_url, ctx.tenant, ctx.load_users)
     client = aioredis.Redis.from_url(ctx.redis_url, decode_responses=True)
-    stats_before = await client.info("commandstats")
-    task = asyncio.create_task(consume())
-    result, _ = await _wrk(ctx, ctx.gateways["info"], "/v1/challenges", "rtt", seconds, reset=False)
-    await asyncio.sleep(0.2)
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    writer.close()
-    stats_after = await client.info("commandstats")
+    evalsha_before = (await client.info("commandstats"))["cmdstat_evalsha"]["calls"]
+    created_before = await _created_total(ctx)
+    async with monitor.counting(ctx.redis_port) as counts:
+        await _wrk(ctx, ctx.gateways["info"], "/v1/challenges", "rtt", seconds, reset=False)
+        await asyncio.sleep(0.3)
+    created = await _created_total(ctx) - created_before
+    evalsha = (await client.info("commandstats"))["cmdstat_evalsha"]["calls"] - evalsha_before
     await client.aclose()
     for own in ("info", "monitor"):  # this function's own commands
         counts.pop(own, None)
-    evalsha = stats_after["cmdstat_evalsha"]["calls"] - stats_before["cmdstat_evalsha"]["calls"]
-    creates = result.requests
     return {
-        "creates": creates,
-        "per_create": {k: round(v / creates, 4) for k, v in sorted(counts.items())},
-        "commandstats_evalsha_per_create": round(evalsha / creates, 4),
-        "note": "counted with MONITOR (commands from Lua scripts excluded) during a "
-        f"{seconds:.0f} s wrk run",
+        "creates": int(created),
+        "per_create": monitor.per_unit(counts, int(created)),
+        "commandstats_evalsha_per_create": round(evalsha / created, 4),
+        "note": "MONITOR during a "
+        f"{seconds:.0f} s wrk run; commands run inside Lua scripts are not round trips",
     }

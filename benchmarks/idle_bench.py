@@ -39,75 +39,69 @@ async def _open(holders: Holders, urls: list[str], ctx: Context, *, wait_frame: 
     return report
 
 
-async def _gateway_side(ctx: Context, out: dict[str, Any]) -> None:
-    gateway = ctx.gateways["info"]
-    samples = ctx.profile.latency_samples
-    steps = ctx.profile.socket_steps
-    out["approve_idle_0"] = await latency.approve_samples(ctx, gateway, samples)
-    ctx.say(f"  approve -> result, 0 idle: {out['approve_idle_0']['approve_to_result_ms']}")
+async def _open_step(
+    ctx: Context, holders: Holders, server: stack.Server, count: int, step: int
+) -> dict[str, Any]:
+    if server is ctx.baseline:
+        urls = [f"{server.ws_url}/ws/idle"] * count
+        return await _open(holders, urls, ctx, wait_frame=False)
+    await stack.reset_fatigue(ctx.redis_url, ctx.tenant, ctx.load_users)
+    created = await stack.create_challenges(
+        ctx.session, server, ctx.tenant, ctx.load_users, count, f"idle-{step}"
+    )
+    urls = [
+        f"{server.ws_url}/v1/challenges/{c['id']}/ws?watch_token={c['watch_token']}"
+        for c in created
+    ]
+    return await _open(holders, urls, ctx, wait_frame=True)
+
+
+async def _measure(ctx: Context, out: dict[str, Any]) -> None:
+    gateway, baseline = ctx.gateways["info"], ctx.baseline
+    samples, steps = ctx.profile.latency_samples, ctx.profile.socket_steps
+    out["latency_idle_0"] = await latency.paired_samples(ctx, gateway, baseline, samples)
+    ctx.say(f"  0 idle: approve {out['latency_idle_0']['approve_to_result_ms']}")
+    ctx.say(f"          echo {out['latency_idle_0']['echo_ms']}")
     out["creates_none_before"] = await http_bench.creates_per_second(ctx, "p5-none-a")
-    rss0 = await _settled_rss(gateway.pid)
-    out["gateway_rss_kib"] = {"0": rss0}
-    holders = Holders(ctx.workdir, ctx.aux_cpus)
+    servers = {"gateway": gateway, "baseline": baseline}
+    rss = {name: {"0": await _settled_rss(s.pid)} for name, s in servers.items()}
+    out["rss_kib"] = rss
+    holders = {name: Holders(ctx.workdir, ctx.aux_cpus) for name in servers}
     opened = 0
     started = time.monotonic()
     try:
         for step in steps:
-            await stack.reset_fatigue(ctx.redis_url, ctx.tenant, ctx.load_users)
-            created = await stack.create_challenges(
-                ctx.session, gateway, ctx.tenant, ctx.load_users, step - opened, f"idle-{step}"
-            )
-            urls = [
-                f"{gateway.ws_url}/v1/challenges/{c['id']}/ws?watch_token={c['watch_token']}"
-                for c in created
-            ]
-            report = await _open(holders, urls, ctx, wait_frame=True)
+            for name, server in servers.items():
+                report = await _open_step(ctx, holders[name], server, step - opened, step)
+                rss[name][str(step)] = await _settled_rss(server.pid)
+                ctx.say(
+                    f"  {name}: {step} idle sockets ({report['seconds']} s to open), "
+                    f"RSS {rss[name][str(step)]} KiB"
+                )
             opened = step
-            rss = await _settled_rss(gateway.pid)
-            out["gateway_rss_kib"][str(step)] = rss
-            ctx.say(f"  gateway: {step} portal sockets open ({report['seconds']} s), RSS {rss} KiB")
         top = steps[-1]
-        out[f"approve_idle_{top}"] = await latency.approve_samples(ctx, gateway, samples)
-        ctx.say(
-            f"  approve -> result, {top} idle: {out[f'approve_idle_{top}']['approve_to_result_ms']}"
-        )
+        out[f"latency_idle_{top}"] = await latency.paired_samples(ctx, gateway, baseline, samples)
+        ctx.say(f"  {top} idle: approve {out[f'latency_idle_{top}']['approve_to_result_ms']}")
+        ctx.say(f"          echo {out[f'latency_idle_{top}']['echo_ms']}")
         out["creates_with_sockets"] = await http_bench.creates_per_second(ctx, "p5-with")
-        still = await asyncio.to_thread(holders.open_count)
-        out["sockets_still_open_after_p5"] = still
-        out["seconds_sockets_were_open"] = round(time.monotonic() - started, 1)
-        if still != top:
-            raise RuntimeError(f"only {still} of {top} portal sockets stayed open")
+        still = {name: await asyncio.to_thread(h.open_count) for name, h in holders.items()}
+        out["sockets_still_open"] = still
+        out["seconds_portal_sockets_were_open"] = round(time.monotonic() - started, 1)
+        if still["gateway"] != top or still["baseline"] != top:
+            raise RuntimeError(f"idle sockets were closed under the benchmark: {still}")
     finally:
-        await asyncio.to_thread(holders.close)
+        for h in holders.values():
+            await asyncio.to_thread(h.close)
     out["creates_none_after"] = await http_bench.creates_per_second(ctx, "p5-none-b")
-
-
-async def _baseline_side(ctx: Context, out: dict[str, Any]) -> None:
-    server = ctx.baseline
-    samples = ctx.profile.latency_samples
-    steps = ctx.profile.socket_steps
-    out["echo_idle_0"] = await latency.echo_samples(ctx, server, samples)
-    rss0 = await _settled_rss(server.pid)
-    out["baseline_rss_kib"] = {"0": rss0}
-    holders = Holders(ctx.workdir, ctx.aux_cpus)
-    opened = 0
-    try:
-        for step in steps:
-            urls = [f"{server.ws_url}/ws/idle"] * (step - opened)
-            await _open(holders, urls, ctx, wait_frame=False)
-            opened = step
-            out["baseline_rss_kib"][str(step)] = await _settled_rss(server.pid)
-        out[f"echo_idle_{steps[-1]}"] = await latency.echo_samples(ctx, server, samples)
-    finally:
-        await asyncio.to_thread(holders.close)
 
 
 def _summarise(ctx: Context, out: dict[str, Any]) -> dict[str, Any]:
     steps = ctx.profile.socket_steps
+    rss = out["rss_kib"]
     per_socket: dict[str, Any] = {}
     for step in steps:
-        gw = (out["gateway_rss_kib"][str(step)] - out["gateway_rss_kib"]["0"]) / step
-        bare = (out["baseline_rss_kib"][str(step)] - out["baseline_rss_kib"]["0"]) / step
+        gw = (rss["gateway"][str(step)] - rss["gateway"]["0"]) / step
+        bare = (rss["baseline"][str(step)] - rss["baseline"]["0"]) / step
         per_socket[str(step)] = {
             "portal_kib_per_socket": round(gw, 2),
             "bare_kib_per_socket": round(bare, 2),
@@ -115,8 +109,9 @@ def _summarise(ctx: Context, out: dict[str, Any]) -> dict[str, Any]:
         }
     p3 = {}
     for idle in (0, steps[-1]):
-        approve = out[f"approve_idle_{idle}"]["approve_to_result_ms"]["p99"]
-        echo = out[f"echo_idle_{idle}"]["echo_ms"]["p99"]
+        sample = out[f"latency_idle_{idle}"]
+        approve = sample["approve_to_result_ms"]["p99"]
+        echo = sample["echo_ms"]["p99"]
         p3[str(idle)] = {
             "approve_p99_ms": approve,
             "echo_p99_ms": echo,
@@ -135,6 +130,5 @@ def _summarise(ctx: Context, out: dict[str, Any]) -> dict[str, Any]:
 async def run_idle(ctx: Context) -> dict[str, Any]:
     """P3 (latency ratio with idle sockets), P4 (RSS per socket), P5 (creates with sockets)."""
     out: dict[str, Any] = {}
-    await _gateway_side(ctx, out)
-    await _baseline_side(ctx, out)
+    await _measure(ctx, out)
     return {**_summarise(ctx, out), "raw": out}

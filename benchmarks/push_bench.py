@@ -22,7 +22,7 @@ import aiohttp
 import redis.asyncio as aioredis
 
 from approvals.store import keys
-from benchmarks import procs, stack, stats
+from benchmarks import monitor, procs, stack, stats
 from benchmarks.context import Context
 from pusher.worker import JOBS_GROUP
 
@@ -94,14 +94,24 @@ class WorkerProcess:
 
 
 async def _queue_empty(client: aioredis.Redis) -> bool:
+    """True when every job stream's consumer group has read and acknowledged everything
+    (a stream without the group yet, as before a fresh worker starts, is not empty)."""
     for shard in range(stack.SHARDS):
+        stream = keys.jobs(shard)
         try:
-            groups = await client.xinfo_groups(keys.jobs(shard))
+            groups = await client.xinfo_groups(stream)
         except aioredis.ResponseError:
-            continue
-        for group in groups:
-            if group["name"] == JOBS_GROUP and (group["lag"] or group["pending"]):
+            continue  # no stream: nothing was ever queued on this shard
+        group = next((g for g in groups if g["name"] == JOBS_GROUP), None)
+        if group is None or group["pending"]:
+            return False
+        lag = group.get("lag")
+        if lag is None:  # Redis cannot tell after a trim: compare the ids instead
+            last = (await client.xinfo_stream(stream))["last-generated-id"]
+            if group["last-delivered-id"] != last:
                 return False
+        elif lag:
+            return False
     return True
 
 
@@ -126,24 +136,34 @@ def _steady_rate(times: list[float]) -> float:
 
 
 async def _drain(
-    ctx: Context, config: dict[str, Any], standin: Standin, provider: str, others: dict[str, int]
+    ctx: Context,
+    config: dict[str, Any],
+    standin: Standin,
+    provider: str,
+    others: dict[str, int],
+    count: int,
+    *,
+    monitored: bool = False,
 ) -> dict[str, Any]:
     users = ctx.tenant.users[provider]
-    count = ctx.profile.push_backlog
     await stack.reset_fatigue(ctx.redis_url, ctx.tenant, users)
     await stack.create_challenges(
         ctx.session, ctx.gateways["info"], ctx.tenant, users, count, f"drain-{provider}"
     )
     await standin.forget(ctx.session)
-    worker = WorkerProcess(ctx, config, f"worker-{provider}")
-    meter = procs.CpuMeter({"worker": worker.pid, **others})
-    meter.start()
-    try:
-        seconds = await _wait_drained(ctx, limit=count / 50 + 60)
-        cpu = meter.stop()
-    finally:
-        worker.stop()
+    watch = monitor.counting(ctx.redis_port) if monitored else monitor.nothing()
+    async with watch as commands:
+        worker = WorkerProcess(ctx, config, f"worker-{provider}")
+        meter = procs.CpuMeter({"worker": worker.pid, **others})
+        meter.start()
+        try:
+            seconds = await _wait_drained(ctx, limit=count / 50 + 60)
+            cpu = meter.stop()
+        finally:
+            worker.stop()
     received = [r for r in await standin.received(ctx.session) if r["status"] == 200]
+    if monitored:
+        return {"jobs": count, "redis_commands_per_job": monitor.per_unit(commands, count)}
     rate = _steady_rate([r["at"] for r in received])
     return {
         "jobs": count,
@@ -233,8 +253,19 @@ async def run_push(ctx: Context) -> dict[str, Any]:
         out: dict[str, Any] = {"providers": ["apns", "fcm"]}
         for name, standin in standins.items():
             others = {"standin": standin.proc.pid, "redis": stack.redis_pid(ctx.redis)}
-            out[f"drain_{name}"] = await _drain(ctx, config, standin, name, others)
+            out[f"drain_{name}"] = await _drain(
+                ctx, config, standin, name, others, ctx.profile.push_backlog
+            )
             ctx.say(f"  {name}: {out[f'drain_{name}']}")
+            out[f"round_trips_{name}"] = await _drain(
+                ctx,
+                config,
+                standin,
+                name,
+                others,
+                min(500, ctx.profile.push_backlog),
+                monitored=True,
+            )
         worker = WorkerProcess(ctx, config, "worker-e2e")
         try:
             out["e2e_ms"] = await _e2e(ctx, standins)

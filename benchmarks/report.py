@@ -51,10 +51,158 @@ def machine() -> dict[str, Any]:
     }
 
 
+def _ok(met: bool) -> str:
+    return "met" if met else "**missed**"
+
+
+def _r(summary: dict[str, Any]) -> str:
+    if summary["rounds"] > 1:
+        return f"{summary['median']:.3f} ({summary['min']:.3f}–{summary['max']:.3f})"
+    return f"{summary['median']:.3f}"
+
+
+def _p1_rows(p1: dict[str, Any], rtt: dict[str, Any] | None) -> list[str]:
+    hello = f"{p1['hello_rate']:,.0f} req/s, {p1['hello_cpu_us']:.0f} µs CPU/req"
+    rows = []
+    for level, note in (("info", " (default)"), ("warning", "")):
+        ratio = p1[f"ratio_{level}"]
+        rows.append(
+            f"| P1 creates/s ÷ hello-world req/s, log level {level}{note} "
+            f"| {p1[f'create_{level}_rate']:,.0f} creates/s, "
+            f"{p1[f'create_{level}_cpu_us']:.0f} µs CPU/req | {hello} | {_r(ratio)} "
+            f"(CPU: {_r(p1[f'cpu_ratio_{level}'])}) | ≥ 0.45 | {_ok(ratio['median'] >= 0.45)} |"
+        )
+    if "ratio_hello_redis" in p1:
+        rows.append(
+            "| P1 floor: hello-world + one redis-py SET ÷ hello-world "
+            f"| {p1['hello_redis_rate']:,.0f} req/s, {p1['hello_redis_cpu_us']:.0f} µs CPU/req "
+            f"| {hello} | {_r(p1['ratio_hello_redis'])} | (diagnostic) | |"
+        )
+    if rtt:
+        per = ", ".join(f"{v:g} {k.upper()}" for k, v in rtt["per_create"].items())
+        rows.append(
+            f"| Redis round trips per create (MONITOR) | {per} | | | 1 EVALSHA | "
+            f"{_ok(abs(rtt['per_create'].get('evalsha', 0) - 1) < 0.01)} |"
+        )
+    return rows
+
+
+def _push_rows(push: dict[str, Any], p1: dict[str, Any] | None) -> list[str]:
+    rows = []
+    creates = p1["create_info_rate"] if p1 else None
+    for name in push.get("providers", []):
+        drain = push[f"drain_{name}"]
+        rate = drain["sends_per_second"]
+        cpu = drain["cpu_cores"]
+        detail = (
+            f"CPU cores: worker {cpu['worker']:.2f}, stand-in {cpu['standin']:.2f}, "
+            f"Redis {cpu['redis']:.2f}"
+        )
+        if creates:
+            ratio = rate / creates
+            rows.append(
+                f"| Push sends/s ({name.upper()}) ÷ P1 creates/s | {rate:,.0f} sends/s ({detail}) "
+                f"| {creates:,.0f} creates/s | {ratio:.2f} | ≥ 1.5 | {_ok(ratio >= 1.5)} |"
+            )
+        trips = push.get(f"round_trips_{name}", {}).get("redis_commands_per_job")
+        if trips:
+            total = sum(trips.values())
+            top = ", ".join(f"{v:g} {k.upper()}" for k, v in list(trips.items())[:6])
+            rows.append(
+                f"| Redis commands per push job ({name.upper()}) | {total:.1f} ({top}, …) | | | | |"
+            )
+    e2e = push.get("e2e_ms")
+    if e2e:
+        for name in push.get("providers", []):
+            lat = e2e[name]
+            rows.append(
+                f"| Create → {name.upper()} stand-in received, p50 / p99 "
+                f"at {e2e['rate']:g} creates/s "
+                f"| {lat['p50']:.1f} / {lat['p99']:.1f} ms | | | | |"
+            )
+    return rows
+
+
+def _idle_rows(idle: dict[str, Any]) -> list[str]:
+    rows = []
+    raw = idle["raw"]
+    for key in sorted(idle["p3"], key=int):
+        p3 = idle["p3"][key]
+        approve = raw[f"latency_idle_{key}"]
+        handler = approve.get("answer_handler_mean_ms", float("nan"))
+        rows.append(
+            f"| P3 approve → portal `result` p99 ÷ websocket echo p99, "
+            f"{int(key):,} idle sockets "
+            f"| p50 {approve['approve_to_result_ms']['p50']:.2f} / "
+            f"p99 {p3['approve_p99_ms']:.2f} ms "
+            f"(answer handler mean {handler:.2f} ms) "
+            f"| echo p50 {approve['echo_ms']['p50']:.3f} / p99 {p3['echo_p99_ms']:.3f} ms "
+            f"| {p3['ratio']:.1f} | ≤ 3 | {_ok(p3['ratio'] <= 3)} |"
+        )
+    for key in sorted(idle["p4"], key=int):
+        p4 = idle["p4"][key]
+        met = p4["ratio"] is not None and p4["ratio"] <= 1.5 and p4["portal_kib_per_socket"] <= 20
+        rows.append(
+            f"| P4 RSS per idle portal websocket ÷ bare aiohttp websocket, {int(key):,} sockets "
+            f"| {p4['portal_kib_per_socket']:.1f} KiB | {p4['bare_kib_per_socket']:.1f} KiB "
+            f"| {p4['ratio']:.2f} | ≤ 1.5 and ≤ 20 KB | {_ok(met)} |"
+        )
+    p5 = idle["p5"]
+    rows.append(
+        f"| P5 creates/s with {p5['idle_sockets']:,} idle portal sockets ÷ with none "
+        f"| {p5['creates_with_sockets']:,.0f} creates/s | {p5['creates_none']:,.0f} creates/s "
+        f"| {p5['ratio']:.3f} | ≥ 0.85 | {_ok(p5['ratio'] >= 0.85)} |"
+    )
+    return rows
+
+
+def _p2_rows(p2: dict[str, Any]) -> list[str]:
+    rows = []
+    for kind in ("py", "raw"):
+        part = p2[kind]
+        rows.append(
+            f"| P2 create-script EVALSHA/s ÷ SET/s, {part['client']} "
+            f"| {part['evalsha_per_second']:,.0f} EVALSHA/s | {part['set_per_second']:,.0f} SET/s "
+            f"| {_r(part['ratio'])} | ≥ 0.7 | {_ok(part['ratio']['median'] >= 0.7)} |"
+        )
+    return rows
+
+
 def markdown(results: dict[str, Any]) -> str:
-    """A summary table of every figure present in ``results``."""
-    return "\n".join(_rows(results))
+    """The figures table (ratios with their baselines and goals)."""
+    rows = [
+        "| Figure | Measured | Baseline | Ratio | Goal | Goal |",
+        "|---|---|---|---|---|---|",
+    ]
+    p1 = results.get("p1")
+    if p1:
+        rows += _p1_rows(p1, results.get("round_trips"))
+    if results.get("push"):
+        rows += _push_rows(results["push"], p1)
+    if results.get("idle"):
+        rows += _idle_rows(results["idle"])
+    if results.get("p2"):
+        rows += _p2_rows(results["p2"])
+    return "\n".join(rows)
 
 
-def _rows(results: dict[str, Any]) -> list[str]:
-    return ["```json", str({k: v for k, v in results.items() if k != "machine"})[:4000], "```"]
+def machine_markdown(results: dict[str, Any]) -> str:
+    """The machine the figures were measured on."""
+    m = results["machine"]
+    cpu = m["lscpu"]
+    redis = results.get("redis") or results.get("p2", {}).get("redis", {})
+    pins = results.get("pinning", {})
+    lines = [
+        f"- `nproc`: {m['nproc']}; CPU: {cpu.get('Model name', '?')} "
+        f"({cpu.get('Thread(s) per core', '?')} thread per core, hypervisor "
+        f"{cpu.get('Hypervisor vendor', 'none')}); memory {m['memory_gib']} GiB; "
+        f"kernel {m['kernel']}",
+        f"- Python {m['python']}; " + ", ".join(f"{k} {v}" for k, v in m["packages"].items()),
+        f"- Redis: {redis.get('server', '?')} {redis.get('version', '?')}, AOF on "
+        f"(appendfsync {redis.get('appendfsync', '?')}), automatic AOF rewrite off",
+        f"- Load generator: {m['wrk']}; profile `{results['profile']}`; "
+        f"servers pinned to CPU {pins.get('server_cpus')}, Redis / load generator / "
+        f"socket holders / stand-ins to CPU {pins.get('helper_cpus')}; run took "
+        f"{results.get('seconds', '?')} s, started {results.get('started_at', '?')}",
+    ]
+    return "\n".join(lines)

@@ -53,7 +53,7 @@ async def _with_stack(
             for level in ("info", "warning")
         }
         servers.extend(gateways.values())
-        baseline = stack.start_baseline("info", server_cpus, workdir)
+        baseline = stack.start_baseline(redis.url, "info", server_cpus, workdir)
         servers.append(baseline)
         tenant = await stack.make_tenant(redis.url)
         connector = aiohttp.TCPConnector(limit=0)
@@ -124,6 +124,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.only and isinstance(previous, dict):
             results = {**previous, **results}
     out.write_text(json.dumps(results, indent=2) + "\n")
-    sys.stdout.write(report.markdown(results) + "\n")
+    sys.stdout.write(report.machine_markdown(results) + "\n\n" + report.markdown(results) + "\n")
     sys.stderr.write(f"results written to {out}\n")
     return 0

@@ -117,10 +117,11 @@ def start_gateway(
     return Server(name, proc, port)
 
 
-def start_baseline(log_level: str, cpus: set[int] | None, logdir: Path) -> Server:
+def start_baseline(redis_url: str, log_level: str, cpus: set[int] | None, logdir: Path) -> Server:
     """The hello-world / bare websocket / echo server (same runtime as ``pushgate serve``)."""
     port = procs.free_port()
     argv = [procs.PYTHON, "-m", "benchmarks.baseline_server", "--port", str(port)]
+    argv += ["--redis-url", redis_url]
     env = {"PUSHGATE_LOG_LEVEL": log_level}
     proc = procs.spawn(argv, env=env, cpus=cpus, log=logdir / "baseline.err")
     procs.wait_port(port, proc)
@@ -249,6 +250,7 @@ async def create_challenges(
     """Create ``count`` challenges round-robin over ``users`` (setup, not timed)."""
     out: list[dict[str, Any]] = [{} for _ in range(count)]
     nxt = iter(range(count))
+    tag = f"{tag}-{secrets.token_hex(3)}"  # resources never repeat across calls
 
     async def loop() -> None:
         for i in nxt:
