@@ -48,10 +48,12 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
-/** The human sentence of an API problem document. */
+/** The human sentence of an API problem document ("The user is locked."). */
 export function problemText(reply) {
   const body = reply.body || {};
-  return body.detail || body.title || `Request failed (HTTP ${reply.status}).`;
+  const text = String(body.detail || body.title || `Request failed (HTTP ${reply.status})`).trim();
+  const sentence = text.charAt(0).toUpperCase() + text.slice(1);
+  return /[.!?]$/.test(sentence) ? sentence : `${sentence}.`;
 }
 
 /** "1 minute", "45 seconds", "2 hours" for a Retry-After. */

@@ -214,7 +214,7 @@ function updateRow(row, account) {
 function confirmDelete(row) {
   row.remove.hidden = true;
   row.confirm.hidden = false;
-  row.confirm.querySelector("button").focus();
+  row.confirm.querySelector("button.link").focus();
 }
 
 function cancelDelete(row) {
@@ -225,7 +225,6 @@ function cancelDelete(row) {
 
 async function deleteAccount(row) {
   const reply = await api("DELETE", `${base}/accounts/${encodeURIComponent(row.account.id)}`);
-  $("add-status").textContent = reply.ok ? `Deleted ${row.account.label}.` : problemText(reply);
   $("answer-status").textContent = reply.ok ? `Deleted ${row.account.label}.` : problemText(reply);
   if (reply.ok) {
     row.node.remove();
@@ -249,7 +248,7 @@ async function addAccount(body, form) {
   status.textContent = "Adding…";
   const reply = await api("POST", `${base}/accounts`, body);
   if (!reply.ok) {
-    status.textContent = `Could not add the account: ${problemText(reply)}`;
+    status.textContent = `Could not add the account. ${problemText(reply)}`;
     return;
   }
   status.textContent = `Added ${reply.body.label}.`;
