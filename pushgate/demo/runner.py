@@ -81,6 +81,7 @@ async def run_demo(*, host: str | None = None, port: int | None = None) -> None:
                 f"  admin API key:   {tenant['admin_key']}",
                 f"  Redis:           {settings.redis_url}"
                 + (" (embedded, private)" if embedded else ""),
+                "Open both pages side by side, then sign in on the portal as any user.",
                 "Press Ctrl-C to stop.",
             ]
             sys.stdout.write("\n".join(lines) + "\n")

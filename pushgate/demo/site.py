@@ -28,7 +28,7 @@ CONTENT_SECURITY_POLICY = "; ".join(
     [
         "default-src 'self'",
         "img-src 'self' data:",
-        "connect-src 'self'",
+        "connect-src 'self' ws://{host} wss://{host}",
         "script-src 'self'",
         "style-src 'self'",
         "base-uri 'none'",
@@ -36,6 +36,7 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "frame-ancestors 'none'",
     ]
 )
+_HOST = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
 #: the TOTP routes of SPEC §5 the pages use; without them the pages hide the code features
 TOTP_ROUTES = (
     re.compile(r"/v1/users/\{[^}]+\}/totp"),
@@ -70,7 +71,8 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
     if not request.path.startswith("/demo"):
         return
     headers = response.headers
-    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    host = request.host if _HOST.fullmatch(request.host) else "localhost"
+    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY.format(host=host))
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "no-referrer")
     headers.setdefault("X-Frame-Options", "DENY")

@@ -113,7 +113,9 @@ async def test_pages_and_config_never_carry_an_api_key(site: DemoSite) -> None:
             assert resp.status == 200, path
             assert site.tenant.portal_key not in text and site.tenant.admin_key not in text
             assert "pg_live_" not in text
-            assert "default-src 'self'" in resp.headers["Content-Security-Policy"]
+            policy = resp.headers["Content-Security-Policy"]
+            assert "default-src 'self'" in policy and "script-src 'self'" in policy
+            assert f"ws://{site.base_url.removeprefix('http://')}" in policy
     _, config, _ = await site.call("GET", "/demo/api/config")
     assert config["totp"] is site.totp
     assert config["resource"] == "demo-portal"
@@ -238,6 +240,9 @@ async def test_totp_fallback_inside_a_push_challenge(site: DemoSite) -> None:
             break
         await asyncio.sleep(0.05)
     assert state["prompts"] == []
+    reset = "/demo/api/portal/users/gina/totp/reset"
+    status, problem, _ = await site.call("POST", reset, {"code": _code(secret, step - 1)})
+    assert status == 422 and problem["code"] == "code_replayed"
 
 
 def test_totp_features_are_detected_from_the_routes() -> None:

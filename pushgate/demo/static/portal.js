@@ -190,7 +190,8 @@ function finish(challenge) {
     return signedIn(how);
   }
   const [title, detail] = OUTCOMES[challenge.reason] || ["Sign-in failed", `The request ended as ${challenge.status}.`];
-  showResult(false, title, detail, challenge.status === "fraud" && state.config.totp ? "code" : "retry");
+  const canCode = challenge.status === "fraud" && state.config.totp && state.user.mfa?.totp === "active";
+  showResult(false, title, detail, canCode ? "code" : "retry");
 }
 
 async function showResend(reply) {
