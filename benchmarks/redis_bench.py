@@ -15,6 +15,7 @@ dedupe hit, under the fatigue caps). Redis runs on the server CPU, clients on th
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from types import SimpleNamespace
 from typing import Any
@@ -89,9 +90,9 @@ async def _encoded_creates(backend: Backend, sha: str, items: list[NewChallenge]
         captured.append(_resp("EVALSHA", sha, len(keys), *keys, *args))
         return ["created", "1"]
 
-    fake = Backend(
-        redis=None, scripts=SimpleNamespace(create_challenge=capture), shards=backend.shards
-    )  # type: ignore[arg-type]
+    fake = dataclasses.replace(
+        backend, redis=None, scripts=SimpleNamespace(create_challenge=capture)
+    )
     store = ChallengeStore(fake)
     for item in items:
         await store.create(item, POLICY, int(time.time() * 1000))

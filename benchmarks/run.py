@@ -36,7 +36,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def save(results: dict[str, Any], out: Path) -> None:
+    """Write the results so far (a crash late in the run keeps the earlier figures)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+
+
 async def _with_stack(
+    out: Path,
     profile: Any,
     parts: set[str],
     server_cpus: Any,
@@ -73,20 +80,23 @@ async def _with_stack(
                 ctx.say("P1: creates/s vs hello-world")
                 results["p1"] = await http_bench.run_p1(ctx)
                 results["round_trips"] = await http_bench.round_trips(ctx)
+                save(results, out)
                 ctx.say(f"  round trips per create: {results['round_trips']['per_create']}")
             if "push" in parts:
                 ctx.say("push: worker sends/s and create -> stand-in latency")
                 results["push"] = await push_bench.run_push(ctx)
+                save(results, out)
             if "idle" in parts:
                 ctx.say("P3/P4/P5: idle websockets")
                 results["idle"] = await idle_bench.run_idle(ctx)
+                save(results, out)
     finally:
         for server in servers:
             server.stop()
         redis.close()
 
 
-async def _main(args: argparse.Namespace) -> dict[str, Any]:
+async def _main(args: argparse.Namespace, out: Path, base: dict[str, Any]) -> dict[str, Any]:
     profile = QUICK if args.quick else FULL
     parts = set(args.only.split(",")) if args.only else set(PARTS)
     procs.raise_nofile()
@@ -94,7 +104,9 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
     if aux_cpus is not None:
         os.sched_setaffinity(0, aux_cpus)
     results: dict[str, Any] = {
+        **base,
         "profile": profile.name,
+        "command": "python -m benchmarks" + (" --quick" if args.quick else ""),
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": report.machine(),
         "pinning": {
@@ -106,7 +118,7 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="pushgate-bench-") as tmp:
         workdir = Path(tmp)
         if parts & {"p1", "idle", "push"}:
-            await _with_stack(profile, parts, server_cpus, aux_cpus, workdir, results)
+            await _with_stack(out, profile, parts, server_cpus, aux_cpus, workdir, results)
         if "p2" in parts:
             sys.stderr.write("P2: create script EVALSHA/s vs SET/s\n")
             results["p2"] = await redis_bench.run_p2(profile, server_cpus, aux_cpus)
@@ -116,14 +128,13 @@ async def _main(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    results = uvloop.run(_main(args))
     out = args.out or RESULTS / ("quick.json" if args.quick else "latest.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(FileNotFoundError):
-        previous = json.loads(out.read_text())
-        if args.only and isinstance(previous, dict):
-            results = {**previous, **results}
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    previous: dict[str, Any] = {}
+    if args.only:
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            previous = json.loads(out.read_text())
+    results = uvloop.run(_main(args, out, previous))
+    save(results, out)
     sys.stdout.write(report.machine_markdown(results) + "\n\n" + report.markdown(results) + "\n")
     sys.stderr.write(f"results written to {out}\n")
     return 0
