@@ -254,13 +254,8 @@ class Worker:
                         await self.challenges.drop_from_expiry(shard, challenge_id)
                         continue
                     policy = await self.tenants.get_policy(record["tenant"])
-                    outcome = await self.challenges.end(
-                        record,
-                        status="expired",
-                        reason="ttl",
-                        method=None,
-                        retention_s=policy.result_retention_seconds,
-                        now_ms=now_ms,
+                    outcome = await self.challenges.expire(
+                        record, retention_s=policy.result_retention_seconds, now_ms=now_ms
                     )
                     if outcome.result == "expired":
                         self.metrics.expired.inc()
