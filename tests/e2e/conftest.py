@@ -87,7 +87,7 @@ def _value(lines: list[str], label: str) -> str:
     raise AssertionError(f"the demo banner has no {label!r} line: {lines}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     """``pushgate demo --port N`` in a subprocess with its own embedded Redis."""
     port = free_port()
@@ -129,9 +129,13 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
             process.stdout.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Debian's headless Chromium through Playwright (never a downloaded browser)."""
+    """Debian's headless Chromium through Playwright (never a downloaded browser).
+
+    Module-scoped: the sync API keeps an event loop running on this thread while it is
+    open, so it must be closed before any asyncio test of another module runs.
+    """
     if not CHROMIUM.exists():
         pytest.skip(
             f"Debian chromium not installed: {CHROMIUM} is missing (apt-get install chromium)"
