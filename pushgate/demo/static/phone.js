@@ -50,6 +50,8 @@ function renderPrompts(prompts) {
     const card = createCard(prompt);
     cards.set(key, card);
     list.prepend(card.node);
+    const where = (prompt.context || {}).location || "an unknown location";
+    $("answer-status").textContent = `New sign-in request: ${prompt.app_name || "an app"} from ${where}.`;
     openIfVisible(card);
     const active = document.activeElement;
     if (!active || active === document.body) (card.number || card.approve).focus();
@@ -126,6 +128,7 @@ async function answer(card, decision) {
   if (!reply.ok) {
     buttons.forEach((b) => { b.disabled = false; });
     card.status.textContent = problemText(reply);
+    if ([404, 409, 410].includes(reply.status)) $("answer-status").textContent = problemText(reply);
     return;
   }
   const { status, reason } = reply.body;
