@@ -63,10 +63,14 @@ class Hub:
     async def close(self) -> None:
         """Stop the reader and close the connection."""
         self._closing = True
-        if self._task is not None:
-            self._task.cancel()
+        task = self._task
+        if task is not None:
+            # a cancel can be swallowed while the client is still connecting: repeat it
+            while not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=0.5)
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                task.result()
         await self._drop_connection()
 
     @property
@@ -147,7 +151,7 @@ class Hub:
 
     async def _read(self, *, resync: bool) -> None:
         pending_resync = set(self._channels) if resync else set()
-        while True:
+        while not self._closing:
             message = await self._pubsub.get_message(timeout=5.0)
             if message is None:
                 await self._pubsub.ping()

@@ -161,8 +161,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (LookupError, ValueError) as exc:
         sys.stderr.write(f"pushgate: {exc}\n")
         return 1
-    except (OSError, RedisError) as exc:
+    except RedisError as exc:
         sys.stderr.write(f"pushgate: cannot reach Redis: {exc}\n")
+        return 3
+    except OSError as exc:
+        sys.stderr.write(f"pushgate: {exc}\n")
         return 3
 
 

@@ -86,7 +86,11 @@ async def serve(
     )
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, backlog=2048)
-    await site.start()
+    try:
+        await site.start()
+    except OSError:
+        await runner.cleanup()
+        raise
     url = f"http://{settings.host}:{settings.port}"
     log.info("gateway_listening", url=url, with_worker=with_worker)
     if on_ready is not None:

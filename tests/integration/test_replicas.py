@@ -55,3 +55,15 @@ async def test_waiter_resubscribes_and_rereads_after_pubsub_connection_is_killed
         await admin.aclose()
     assert messages[-1]["challenge"]["status"] == "approved"
     assert hub.reconnects >= 1
+
+
+async def test_hub_closes_promptly_even_while_still_connecting(settings: Settings) -> None:
+    """Closing a hub right after starting it does not hang on the half-open connection."""
+    from gateway.waiters import Hub
+
+    client = aioredis.Redis.from_url(settings.redis_url or "", decode_responses=True)
+    hub = Hub(client)
+    await hub.start()
+    await asyncio.sleep(0.001)
+    await asyncio.wait_for(hub.close(), 3)
+    await client.aclose()
