@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from gateway.openapi import OPERATIONS
+from gateway.operations import OPERATIONS
 from tests.integration.conftest import Enroll
 from tests.portal import Portal
 

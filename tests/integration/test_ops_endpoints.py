@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp.test_utils import TestServer
 from openapi_spec_validator import validate
 
-from gateway.openapi import OPERATIONS
+from gateway.operations import OPERATIONS
 from tests.integration.conftest import Enroll
 from tests.portal import Portal
 
