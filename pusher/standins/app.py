@@ -13,6 +13,7 @@ Control API (same TLS port as the service, HTTP/2 or HTTP/1.1, JSON bodies)::
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import time
 from collections.abc import Mapping
@@ -28,7 +29,7 @@ from pusher.standins.recorder import Received, Recorder
 CONTROL_PREFIX = "/_standin/"
 
 
-class Standin:
+class Standin(abc.ABC):
     """Base class of the APNs and FCM stand-ins (a handler for :class:`StandinServer`)."""
 
     name: ClassVar[str] = "standin"
@@ -48,8 +49,9 @@ class Standin:
             return self._control(request)
         return await self.handle_service(request)
 
+    @abc.abstractmethod
     async def handle_service(self, request: Request) -> Response:
-        raise NotImplementedError
+        """Answer one push request the way the real service would."""
 
     def record(
         self, request: Request, token: str, payload: Any, status: int | None, reason: str | None
