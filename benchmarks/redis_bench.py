@@ -76,7 +76,6 @@ def _challenges(backend: Backend, users: list[str], count: int, tag: str) -> lis
                 number_matching=True,
                 number="47",
                 nonce="n" * 22,
-                watch_digest="",
             )
         )
     return out

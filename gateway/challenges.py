@@ -71,7 +71,6 @@ async def create_challenge(request: web.Request) -> web.Response:
         number_matching=matching,
         number=new_number(policy.number_digits) if matching else "",
         nonce=secrets.token_urlsafe(16),
-        watch_digest="",
     )
     now_ms = svc.now_ms()
     outcome = await svc.challenges.create(new, policy, now_ms)

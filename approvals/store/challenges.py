@@ -25,7 +25,6 @@ class NewChallenge:
     number_matching: bool
     number: str
     nonce: str
-    watch_digest: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +96,6 @@ class ChallengeStore:
                 "1" if new.number_matching else "0",
                 new.number,
                 new.nonce,
-                new.watch_digest,
                 self._b.jobs_maxlen,
                 self._b.outbox_maxlen,
             ],

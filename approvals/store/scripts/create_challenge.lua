@@ -4,12 +4,11 @@
 --       7 jobs, 8 outbox, 9 expiry index, 10 all devices
 -- ARGV: 1 now_ms, 2 cid, 3 ttl_ms, 4 dedupe_ms, 5 retention_ms, 6 max_pushes, 7 window_ms,
 --       8 max_unanswered, 9 tenant, 10 user_id, 11 resource, 12 app_name, 13 ctx_json,
---       14 number_matching, 15 number, 16 nonce, 17 watch_digest, 18 jobs_maxlen,
---       19 outbox_maxlen
+--       14 number_matching, 15 number, 16 nonce, 17 jobs_maxlen, 18 outbox_maxlen
 local now = tonumber(ARGV[1])
 local cid, ttl, dedupe = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local tenant, user_id = ARGV[9], ARGV[10]
-local outbox_maxlen = ARGV[19]
+local outbox_maxlen = ARGV[18]
 
 local user = redis.call('HMGET', KEYS[1], 'locked', 'locked_until', 'fraud_until', 'unanswered')
 if user[1] == '1' then
@@ -55,7 +54,7 @@ end
 local expires = now + ttl
 redis.call('HSET', KEYS[4], 'id', cid, 'tenant', tenant, 'user_id', user_id,
   'resource', ARGV[11], 'app_name', ARGV[12], 'ctx', ARGV[13], 'nm', ARGV[14],
-  'number', ARGV[15], 'nonce', ARGV[16], 'watch', ARGV[17], 'status', 'pending',
+  'number', ARGV[15], 'nonce', ARGV[16], 'status', 'pending',
   'created_at', tostring(now), 'expires_at', tostring(expires), 'devices', tostring(devices))
 redis.call('PEXPIRE', KEYS[4], ttl + tonumber(ARGV[5]))
 if dedupe > 0 then redis.call('SET', KEYS[3], cid, 'PX', dedupe) end
@@ -64,7 +63,7 @@ redis.call('PEXPIRE', KEYS[5], ttl + tonumber(ARGV[5]))
 redis.call('ZADD', KEYS[6], now, cid)
 redis.call('PEXPIRE', KEYS[6], window)
 redis.call('HINCRBY', KEYS[1], 'unanswered', 1)
-redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[18], '*', 'kind', 'challenge', 'cid', cid)
+redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[17], '*', 'kind', 'challenge', 'cid', cid)
 redis.call('ZADD', KEYS[9], expires, cid)
 event(KEYS[8], outbox_maxlen, 'challenge.created', tenant, user_id, cid, '', now,
   cjson.encode({resource = ARGV[11], app_name = ARGV[12]}))
