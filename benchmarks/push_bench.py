@@ -94,24 +94,24 @@ class WorkerProcess:
 
 
 async def _queue_empty(client: aioredis.Redis) -> bool:
-    """True when every job stream's consumer group has read and acknowledged everything
-    (a stream without the group yet, as before a fresh worker starts, is not empty)."""
+    """True when the worker's groups have read and acknowledged every job and every audit
+    event (a stream without its group yet, as before a fresh worker starts, is not)."""
     for shard in range(stack.SHARDS):
-        stream = keys.jobs(shard)
-        try:
-            groups = await client.xinfo_groups(stream)
-        except aioredis.ResponseError:
-            continue  # no stream: nothing was ever queued on this shard
-        group = next((g for g in groups if g["name"] == JOBS_GROUP), None)
-        if group is None or group["pending"]:
-            return False
-        lag = group.get("lag")
-        if lag is None:  # Redis cannot tell after a trim: compare the ids instead
-            last = (await client.xinfo_stream(stream))["last-generated-id"]
-            if group["last-delivered-id"] != last:
+        for stream, name in ((keys.jobs(shard), JOBS_GROUP), (keys.outbox(shard), RELAY_GROUP)):
+            try:
+                groups = await client.xinfo_groups(stream)
+            except aioredis.ResponseError:
+                continue  # no stream: nothing was ever written on this shard
+            group = next((g for g in groups if g["name"] == name), None)
+            if group is None or group["pending"]:
                 return False
-        elif lag:
-            return False
+            lag = group.get("lag")
+            if lag is None:  # Redis cannot tell after a trim: compare the ids instead
+                last = (await client.xinfo_stream(stream))["last-generated-id"]
+                if group["last-delivered-id"] != last:
+                    return False
+            elif lag:
+                return False
     return True
 
 
