@@ -162,6 +162,16 @@ async def _raw(port: int, commands: list[bytes], reply: bytes, conns: int, depth
     return rate
 
 
+async def _usec_per_call(client: aioredis.Redis) -> dict[str, float]:
+    """Redis's own time per call (INFO commandstats), over every run of this server."""
+    stats_ = await client.info("commandstats")
+    return {
+        name: float(stats_[f"cmdstat_{name}"]["usec_per_call"])
+        for name in ("evalsha", "set")
+        if f"cmdstat_{name}" in stats_
+    }
+
+
 async def run_p2(
     profile: Profile, server_cpus: set[int] | None, aux_cpus: set[int] | None
 ) -> dict[str, Any]:
@@ -202,11 +212,16 @@ async def run_p2(
                 backend, sha, _challenges(backend, people, count, f"raw{round_no}")
             )
             runs["raw_evalsha"].append(await _raw(server.port, commands, CREATED_REPLY, 8, 16))
+        server_cost = await _usec_per_call(client)
         await client.aclose()
         await backend.close()
     finally:
         server.close()
-    out: dict[str, Any] = {"redis": facts, "ops_per_run": count}
+    out: dict[str, Any] = {
+        "redis": facts,
+        "ops_per_run": count,
+        "server_usec_per_call": server_cost,
+    }
     for kind in ("py", "raw"):
         sets, evals = runs[f"{kind}_set"], runs[f"{kind}_evalsha"]
         out[kind] = {

@@ -160,6 +160,12 @@ def _idle_rows(idle: dict[str, Any]) -> list[str]:
 
 def _p2_rows(p2: dict[str, Any]) -> list[str]:
     rows = []
+    cost = p2.get("server_usec_per_call")
+    if cost:
+        rows.append(
+            f"| Redis's own time per call (INFO commandstats) | EVALSHA {cost['evalsha']:.1f} µs "
+            f"| SET {cost['set']:.1f} µs | {cost['set'] / cost['evalsha']:.3f} | | |"
+        )
     for kind in ("py", "raw"):
         part = p2[kind]
         rows.append(
