@@ -19,7 +19,7 @@ from gateway.auth import optional_api_key, require_key, watch_token, watch_token
 from gateway.bodies import CreateChallenge, read_body
 from gateway.problems import ProblemError
 from gateway.services import Services, services, tag_request
-from gateway.waiters import RESYNC
+from gateway.waiters import RESYNC, Inbox
 from pushgate.logs import get_logger
 
 log = get_logger("gateway.challenges")
@@ -177,7 +177,7 @@ async def _wait_for_end(svc: Services, record: dict[str, str], wait: float) -> d
     assert channel is not None
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
-    async with svc.hub.subscription(channel) as queue:
+    async with svc.hub.subscription(channel) as inbox:
         while True:
             fresh = await svc.challenges.get(record["id"])
             if fresh is None:
@@ -193,12 +193,12 @@ async def _wait_for_end(svc: Services, record: dict[str, str], wait: float) -> d
             if remaining <= 0:
                 break
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(_next_ending(queue), remaining)
+                await asyncio.wait_for(_next_ending(inbox), remaining)
     return await _settle_expiry(svc, record)
 
 
-async def _next_ending(queue: asyncio.Queue[str]) -> None:
-    while (await queue.get()) not in ("ended", RESYNC):
+async def _next_ending(inbox: Inbox) -> None:
+    while (await inbox.get()) not in ("ended", RESYNC):
         pass
 
 
@@ -272,7 +272,7 @@ async def challenge_websocket(request: web.Request) -> web.StreamResponse:
     channel = svc.challenges.channel(record["id"])
     assert channel is not None
     ws = web.WebSocketResponse(heartbeat=PING_SECONDS, max_msg_size=4096)
-    async with svc.hub.subscription(channel) as queue:
+    async with svc.hub.subscription(channel) as inbox:
         fresh = await svc.challenges.get(record["id"])
         record = fresh or record
         await ws.prepare(request)
@@ -280,7 +280,7 @@ async def challenge_websocket(request: web.Request) -> web.StreamResponse:
         gauge = svc.metrics.open_websockets.labels("portal")
         gauge.inc()
         try:
-            await _stream_challenge(svc, ws, record, queue)
+            await _stream_challenge(svc, ws, record, inbox)
         finally:
             gauge.dec()
     return ws
@@ -294,13 +294,13 @@ async def _stream_challenge(
     svc: Services,
     ws: web.WebSocketResponse,
     record: dict[str, str],
-    queue: asyncio.Queue[str],
+    inbox: Inbox,
 ) -> None:
     await ws.send_json({"type": "snapshot", "challenge": portal_view(record, svc.now_ms())})
     reader = asyncio.create_task(drain_client(ws))
-    # The reader's end arrives through the same queue, so an idle socket waits on one
-    # queue.get() under a timer instead of a getter task plus asyncio.wait per wake-up.
-    reader.add_done_callback(lambda _: queue.put_nowait(_CLIENT_GONE))
+    # The reader's end arrives through the same inbox, so an idle socket waits on one
+    # inbox.get() under a timer instead of a getter task plus asyncio.wait per wake-up.
+    reader.add_done_callback(lambda _: inbox.put_nowait(_CLIENT_GONE))
     try:
         while not ws.closed:
             now_ms = svc.now_ms()
@@ -312,7 +312,7 @@ async def _stream_challenge(
             until_expiry = max(0.0, (int(record["expires_at"]) - now_ms) / 1000) + 0.05
             try:
                 async with asyncio.timeout(until_expiry):
-                    message = await queue.get()
+                    message = await inbox.get()
             except TimeoutError:
                 message = "tick"
             if message == _CLIENT_GONE or reader.done():

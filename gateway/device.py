@@ -20,7 +20,7 @@ from gateway.bodies import DeviceResponse, NoBody, PushToken, read_body
 from gateway.challenges import PING_SECONDS, drain_client, refuse_when_draining, respond_to_end
 from gateway.problems import ProblemError
 from gateway.services import Services, services, tag_request
-from gateway.waiters import RESYNC
+from gateway.waiters import RESYNC, Inbox
 from pushgate.logs import get_logger
 
 log = get_logger("gateway.device")
@@ -197,7 +197,7 @@ async def device_websocket(request: web.Request) -> web.StreamResponse:
     device = await require_device(request)
     uk = svc.backend.user_keys(device["tenant"], device["user_id"])
     ws = web.WebSocketResponse(heartbeat=PING_SECONDS, max_msg_size=4096)
-    async with svc.hub.subscription(uk.device_channel) as queue:
+    async with svc.hub.subscription(uk.device_channel) as inbox:
         snapshot = await _snapshot(svc, device)
         await ws.prepare(request)
         svc.websockets.add(ws)
@@ -205,7 +205,7 @@ async def device_websocket(request: web.Request) -> web.StreamResponse:
         gauge.inc()
         try:
             await ws.send_str(snapshot)
-            await _relay(svc, device, ws, queue)
+            await _relay(svc, device, ws, inbox)
         except (ConnectionResetError, RuntimeError) as exc:
             log.info("device_websocket_gone", error=str(exc))
         except RedisError:
@@ -223,12 +223,12 @@ async def _snapshot(svc: Services, device: dict[str, str]) -> str:
 
 
 async def _relay(
-    svc: Services, device: dict[str, str], ws: web.WebSocketResponse, queue: asyncio.Queue[str]
+    svc: Services, device: dict[str, str], ws: web.WebSocketResponse, inbox: Inbox
 ) -> None:
     reader = asyncio.create_task(drain_client(ws))
     try:
         while not ws.closed:
-            getter = asyncio.ensure_future(queue.get())
+            getter = asyncio.ensure_future(inbox.get())
             done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
             if reader in done:
                 getter.cancel()

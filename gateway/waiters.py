@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -28,10 +28,58 @@ class HubUnavailable(Exception):
     """The subscription could not be confirmed (Redis unreachable)."""
 
 
-@dataclass
+class Inbox:
+    """One waiter's messages: a lean single-consumer queue (an idle portal socket holds one,
+    so it carries no Event or getter bookkeeping of its own)."""
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: deque[str] | None = None
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, item: str) -> None:
+        """Queue ``item`` and wake the consumer."""
+        if self._items is None:
+            self._items = deque()
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def get(self) -> str:
+        """The next message, waiting for one if needed."""
+        while not self._items:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._items.popleft()
+
+
 class _Channel:
-    queues: set[asyncio.Queue[str]] = field(default_factory=set)
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    """The waiters of one channel and whether Redis confirmed the subscription."""
+
+    __slots__ = ("_ready_waiters", "inboxes", "ready")
+
+    def __init__(self) -> None:
+        self.inboxes: set[Inbox] = set()
+        self.ready = False
+        self._ready_waiters: list[asyncio.Future[None]] = []
+
+    def set_ready(self) -> None:
+        self.ready = True
+        waiters, self._ready_waiters = self._ready_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def wait_ready(self) -> None:
+        if not self.ready:
+            waiter = asyncio.get_running_loop().create_future()
+            self._ready_waiters.append(waiter)
+            await waiter
 
 
 class Hub:
@@ -81,30 +129,30 @@ class Hub:
     def wake_all(self) -> None:
         """Send ``RESYNC`` to every waiter, so each re-reads its state now."""
         for entry in self._channels.values():
-            for queue in entry.queues:
-                queue.put_nowait(RESYNC)
+            for inbox in entry.inboxes:
+                inbox.put_nowait(RESYNC)
 
     @contextlib.asynccontextmanager
-    async def subscription(self, channel: str) -> AsyncIterator[asyncio.Queue[str]]:
-        """Subscribe to ``channel`` and yield a queue of its messages once confirmed."""
-        queue: asyncio.Queue[str] = asyncio.Queue()
+    async def subscription(self, channel: str) -> AsyncIterator[Inbox]:
+        """Subscribe to ``channel`` and yield an inbox of its messages once confirmed."""
+        inbox = Inbox()
         entry = self._channels.get(channel)
         if entry is None:
             entry = self._channels[channel] = _Channel()
-            entry.queues.add(queue)
+            entry.inboxes.add(inbox)
             if self._connected.is_set():
                 await self._send("subscribe", channel)
         else:
-            entry.queues.add(queue)
+            entry.inboxes.add(inbox)
         try:
             try:
-                await asyncio.wait_for(entry.ready.wait(), self._confirm_timeout)
+                await asyncio.wait_for(entry.wait_ready(), self._confirm_timeout)
             except TimeoutError:
                 raise HubUnavailable("subscription not confirmed") from None
-            yield queue
+            yield inbox
         finally:
-            entry.queues.discard(queue)
-            if not entry.queues and self._channels.get(channel) is entry:
+            entry.inboxes.discard(inbox)
+            if not entry.inboxes and self._channels.get(channel) is entry:
                 del self._channels[channel]
                 if self._connected.is_set():
                     await self._send("unsubscribe", channel)
@@ -119,7 +167,7 @@ class Hub:
     async def _drop_connection(self) -> None:
         self._connected.clear()
         for entry in self._channels.values():
-            entry.ready.clear()
+            entry.ready = False
         pubsub, self._pubsub = self._pubsub, None
         if pubsub is not None:
             with contextlib.suppress(Exception):
@@ -161,11 +209,11 @@ class Hub:
             if kind in ("subscribe", "ssubscribe"):
                 entry = self._channels.get(channel)
                 if entry is not None:
-                    entry.ready.set()
+                    entry.set_ready()
                     if channel in pending_resync:
                         pending_resync.discard(channel)
-                        for queue in entry.queues:
-                            queue.put_nowait(RESYNC)
+                        for inbox in entry.inboxes:
+                            inbox.put_nowait(RESYNC)
             elif kind in ("message", "smessage"):
                 self._dispatch(channel, message["data"])
 
@@ -176,8 +224,8 @@ class Hub:
             return
         entry = self._channels.get(channel)
         if entry is not None:
-            for queue in entry.queues:
-                queue.put_nowait(data)
+            for inbox in entry.inboxes:
+                inbox.put_nowait(data)
 
 
 class ClusterHub:
@@ -237,8 +285,6 @@ class ClusterHub:
             raise HubUnavailable(f"no subscription connection to {node.name}")
         return hub
 
-    def subscription(
-        self, channel: str
-    ) -> contextlib.AbstractAsyncContextManager[asyncio.Queue[str]]:
+    def subscription(self, channel: str) -> contextlib.AbstractAsyncContextManager[Inbox]:
         """Subscribe on the node that owns ``channel``'s slot."""
         return self._hub_for(channel).subscription(channel)
