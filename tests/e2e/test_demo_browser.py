@@ -145,6 +145,7 @@ def next_totp_code(phone: Any, previous: str) -> str:
     return totp_code(phone.locator(".account.totp"))
 
 
+@pytest.mark.timeout(300)  # waits for up to two 30-second TOTP steps
 def test_totp_enroll_and_sign_in_with_code(pages: Pages, shots: Path) -> None:
     """Enroll TOTP, add the key to the phone by hand, confirm two codes, sign in with a third."""
     portal, phone = pages.portal, pages.phone
