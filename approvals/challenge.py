@@ -31,11 +31,6 @@ def effective_status(record: Record, now_ms: int) -> str:
     return status
 
 
-def is_open(record: Record, now_ms: int) -> bool:
-    """True while an answer can still change the challenge."""
-    return effective_status(record, now_ms) == PENDING
-
-
 def outcome_for_answer(decision: str, number_ok: bool) -> tuple[str, str | None]:
     """Map a device's signed decision to the final (status, reason)."""
     if decision == "approve":

@@ -51,7 +51,6 @@ class Services:
     websockets: weakref.WeakSet[web.WebSocketResponse] = field(default_factory=weakref.WeakSet)
     draining: bool = False
     drain_deadline: float | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
     extra_registries: list[Any] = field(default_factory=list)
 
     def begin_drain(self, deadline: float) -> None:
