@@ -14,21 +14,10 @@ from gateway.app import create_app
 from pushgate.settings import Settings
 from tests.conftest import TestClock
 from tests.integration.conftest import Enroll, Tenant, base_url
+from tests.policy_bounds import POLICY_BOUNDS
 from tests.portal import Portal
 
-# SPEC §7: field -> (default, lowest, highest), written out independently of the model.
-BOUNDS = {
-    "push_ttl_seconds": (60, 15, 300),
-    "dedupe_seconds": (60, 0, 600),
-    "number_digits": (2, 2, 3),
-    "max_pushes_per_window": (5, 1, 100),
-    "push_window_seconds": (600, 60, 86400),
-    "max_unanswered_pushes": (10, 1, 100),
-    "fraud_block_seconds": (3600, 0, 86400),
-    "totp_max_attempts": (5, 1, 10),
-    "lockout_seconds": (900, 0, 86400),
-    "enrollment_period_days": (7, 0, 90),
-}
+BOUNDS = POLICY_BOUNDS
 OUT_OF_BOUNDS = [(name, lo - 1) for name, (_, lo, _) in BOUNDS.items()] + [
     (name, hi + 1) for name, (_, _, hi) in BOUNDS.items()
 ]

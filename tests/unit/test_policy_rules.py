@@ -28,21 +28,9 @@ from policies.decide import (
     reminder_due,
 )
 from policies.policy import Policy, PolicyError, parse_policy
+from tests.policy_bounds import POLICY_BOUNDS
 
-# SPEC §7, written out independently of the model.
-BOUNDS = {
-    "push_ttl_seconds": (60, 15, 300),
-    "dedupe_seconds": (60, 0, 600),
-    "number_digits": (2, 2, 3),
-    "max_pushes_per_window": (5, 1, 100),
-    "push_window_seconds": (600, 60, 86400),
-    "max_unanswered_pushes": (10, 1, 100),
-    "fraud_block_seconds": (3600, 0, 86400),
-    "totp_max_attempts": (5, 1, 10),
-    "lockout_seconds": (900, 0, 86400),
-    "enrollment_period_days": (7, 0, 90),
-    "result_retention_seconds": (300, 30, 86400),
-}
+BOUNDS = POLICY_BOUNDS
 FLAGS = {"number_matching": True, "require_user_verification": True}
 
 times = st.floats(min_value=0.0, max_value=4_000_000_000.0, allow_nan=False)
