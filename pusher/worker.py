@@ -187,10 +187,14 @@ class Worker:
         while not self._stopping.is_set():
             for stream, entries in await self._read(keys.jobs, JOBS_GROUP, 128):
                 for entry_id, fields in entries:
-                    await self._slots.acquire()
-                    task = asyncio.create_task(self._handle_job(stream, entry_id, fields))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._job_done)
+                    await self._start_job(stream, entry_id, fields)
+
+    async def _start_job(self, stream: str, entry_id: str, fields: dict[str, str]) -> None:
+        """Run one job in the background once a concurrency slot is free."""
+        await self._slots.acquire()
+        task = asyncio.create_task(self._handle_job(stream, entry_id, fields))
+        self._tasks.add(task)
+        task.add_done_callback(self._job_done)
 
     def _job_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
@@ -238,10 +242,7 @@ class Worker:
                     if fields is None:
                         continue
                     self.metrics.jobs.labels("reclaimed").inc()
-                    await self._slots.acquire()
-                    task = asyncio.create_task(self._handle_job(stream, entry_id, fields))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._job_done)
+                    await self._start_job(stream, entry_id, fields)
 
     async def _sweep_expiries(self) -> None:
         """End challenges whose deadline passed (the waiters' own timers are the fast path)."""
