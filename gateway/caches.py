@@ -51,7 +51,7 @@ class AuthCache:
 
     async def identify(self, api_key: str) -> ApiKeyIdentity | None:
         key_digest = digest(api_key)
-        return await self._cache.get_or_load(key_digest, lambda: self._tenants.identify(api_key))
+        return await self._cache.get_or_load(key_digest, lambda: self._tenants.identify(key_digest))
 
     def forget(self, key_digest: str) -> None:
         self._cache.drop(key_digest)

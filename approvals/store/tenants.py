@@ -73,9 +73,9 @@ class TenantStore:
         await self._b.redis.publish(keys.AUTH_CHANGED_CHANNEL, key_digest)
         return True
 
-    async def identify(self, api_key: str) -> ApiKeyIdentity | None:
-        """The identity behind a bearer key, or None."""
-        record = decode_hash(await self._b.redis.hgetall(keys.api_key(digest(api_key))))
+    async def identify(self, key_digest: str) -> ApiKeyIdentity | None:
+        """The identity behind a bearer key (given as its SHA-256 digest), or None."""
+        record = decode_hash(await self._b.redis.hgetall(keys.api_key(key_digest)))
         if not record:
             return None
         return ApiKeyIdentity(record["key_id"], record["tenant"], record["role"])
