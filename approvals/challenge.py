@@ -86,6 +86,19 @@ def portal_view(record: Record, now_ms: int) -> dict[str, Any]:
     }
 
 
+def device_message(channel_message: str) -> str:
+    """What a device websocket sends for one message of the user's in-app channel: a new
+    challenge arrives as its record fields (published by the delivery script) and goes out as
+    its device view; every other message (``ended``) goes out as it is."""
+    if '"record"' not in channel_message:
+        return channel_message
+    message = json.loads(channel_message)
+    record = message.get("record") if isinstance(message, dict) else None
+    if message.get("type") != "challenge" or not isinstance(record, dict):
+        return channel_message
+    return json.dumps({"type": "challenge", "challenge": device_view(record)})
+
+
 def device_view(record: Record) -> dict[str, Any]:
     """What a device sees: enough to show and sign the prompt, never the number."""
     return {

@@ -13,7 +13,7 @@ from webauthn.helpers import base64url_to_bytes
 from webauthn.helpers.exceptions import WebAuthnException
 
 from approvals.binding import decision_challenge
-from approvals.challenge import device_view, effective_status, outcome_for_answer
+from approvals.challenge import device_message, device_view, effective_status, outcome_for_answer
 from approvals.numbers import number_matches
 from gateway.auth import require_device
 from gateway.bodies import DeviceResponse, NoBody, PushToken, read_body
@@ -234,7 +234,10 @@ async def _relay(
                 getter.cancel()
                 return
             message = getter.result()
-            await ws.send_str(await _snapshot(svc, device) if message == RESYNC else message)
+            if message == RESYNC:
+                await ws.send_str(await _snapshot(svc, device))
+            else:
+                await ws.send_str(device_message(message))
     finally:
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):

@@ -29,9 +29,16 @@ class WorkerMetrics:
             ["provider"],
             registry=self.registry,
         )
+        self.attempts_stopped = Counter(
+            "pushgate_push_attempts_stopped",
+            "Retries not made because the prompt was no longer wanted (ended, expired, done, "
+            "busy: another worker's attempt in flight)",
+            ["reason"],
+            registry=self.registry,
+        )
         self.jobs = Counter(
             "pushgate_push_jobs",
-            "Push jobs by outcome (sent, dropped, reclaimed)",
+            "Push jobs by outcome (sent, failed, dropped, done, reclaimed)",
             ["outcome"],
             registry=self.registry,
         )

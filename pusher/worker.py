@@ -16,6 +16,7 @@ from approvals.secretbox import SecretBox
 from approvals.store import keys
 from approvals.store.backend import Backend, connect
 from approvals.store.challenges import ChallengeStore
+from approvals.store.deliveries import JOBS_GROUP, DeliveryStore, Job
 from approvals.store.devices import DeviceStore
 from approvals.store.events import EventStore
 from approvals.store.tenants import TenantStore
@@ -24,7 +25,6 @@ from approvals.store.webhooks import WebhookStore
 from pusher.delivery import Delivery
 from pusher.metrics import WorkerMetrics
 from pusher.providers.base import PushProvider
-from pusher.providers.inapp import InAppChannel
 from pusher.relay import EventRelay
 from pusher.scheduler import EnrollmentScheduler
 from pusher.webhooks import WebhookSender
@@ -33,9 +33,13 @@ from pushgate.settings import Settings
 
 log = get_logger("pusher.worker")
 
-JOBS_GROUP = "pushers"
 RELAY_GROUP = "relay"
 RECLAIM_IDLE_MS = 30_000
+LOOP_RETRY_FIRST = 0.02  # a loop that lost Redis tries again after this long, doubling
+LOOP_RETRY_CAP = 0.25  # ... up to this, so a restarted Redis is used again at once
+READY_TIMEOUT = 1.0  # seconds the readiness check waits for Redis's PING
+
+__all__ = ["JOBS_GROUP", "RELAY_GROUP", "Worker"]
 
 
 class Worker:
@@ -71,14 +75,16 @@ class Worker:
         self.devices = DeviceStore(self.backend)
         self.tenants = TenantStore(self.backend)
         self.relay = EventRelay(self.backend.redis, maxlen=settings.events_maxlen)
+        self._stopping = asyncio.Event()
         self.delivery = Delivery(
-            challenges=self.challenges,
+            store=DeliveryStore(self.backend),
             devices=self.devices,
-            inapp=InAppChannel(self.backend.redis, sharded=settings.redis_cluster),
             providers=self.providers,
             metrics=self.metrics,
             clock=self.clock,
-            device_channel=lambda t, u: self.backend.user_keys(t, u).device_channel,
+            owner=self.name,
+            send_timeout=settings.push_timeout_seconds,
+            stopping=self._stopping,
         )
         self.scheduler = EnrollmentScheduler(
             UserStore(self.backend),
@@ -99,7 +105,6 @@ class Worker:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._in_flight: dict[str, set[str]] = {}
         self._loops: list[asyncio.Task[None]] = []
-        self._stopping = asyncio.Event()
 
     @property
     def redis(self) -> Any:
@@ -148,17 +153,29 @@ class Worker:
         await stop.wait()
         await self.stop(self.settings.drain_seconds)
 
+    async def ready(self) -> bool:
+        """Whether this worker can deliver: not stopping, and Redis answers a PING."""
+        if self._stopping.is_set():
+            return False
+        try:
+            async with asyncio.timeout(READY_TIMEOUT):
+                return await self.backend.ping()
+        except (RedisError, OSError, TimeoutError):
+            return False
+
     async def _guarded(self, loop: Callable[[], Awaitable[None]]) -> None:
-        """Run a loop forever; Redis outages pause it, they never kill the worker."""
-        delay = 0.1
+        """Run a loop forever; Redis outages pause it, they never kill the worker, and it
+        runs again within ``LOOP_RETRY_CAP`` of Redis answering again."""
+        delay = LOOP_RETRY_FIRST
         while not self._stopping.is_set():
             try:
                 await loop()
                 return
             except (RedisError, OSError) as exc:
-                log.warning("worker_backend_error", loop=loop.__name__, error=str(exc))
+                if delay == LOOP_RETRY_FIRST:
+                    log.warning("worker_backend_error", loop=loop.__name__, error=str(exc))
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+                delay = min(delay * 2, LOOP_RETRY_CAP)
 
     async def _ensure_groups(self, stream_of: Callable[[int], str], group: str) -> None:
         for shard in range(self.backend.shards):
@@ -203,17 +220,12 @@ class Worker:
             log.warning("job_failed", error=repr(task.exception()))
 
     async def _handle_job(self, stream: str, entry_id: str, fields: dict[str, str]) -> None:
+        """Deliver one job; the delivery scripts acknowledge it when it is done."""
         in_flight = self._in_flight.setdefault(stream, set())
         in_flight.add(entry_id)
         try:
-            challenge_id = fields.get("cid", "")
-            if fields.get("kind") == "ended":
-                device_id = fields.get("device_id", "")
-                outcome = await self.delivery.deliver_ending(challenge_id, device_id)
-            else:
-                outcome = await self.delivery.deliver_challenge(challenge_id)
+            outcome = await self.delivery.run(Job.from_entry(stream, entry_id, fields))
             self.metrics.jobs.labels(outcome).inc()
-            await self.redis.xack(stream, JOBS_GROUP, entry_id)
         finally:
             in_flight.discard(entry_id)
 

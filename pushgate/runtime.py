@@ -105,7 +105,7 @@ async def serve(
 
 
 async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
-    """Run a standalone worker with a small /metrics + /healthz server."""
+    """Run a standalone worker with a small /metrics, /healthz and /readyz server."""
     stop = stop or asyncio.Event()
     worker = _worker(settings)
     metrics_app = web.Application()
@@ -119,10 +119,18 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
         )
 
     async def healthz(_request: web.Request) -> web.Response:
+        """Liveness: the process runs its loop."""
         return web.json_response({"status": "ok"})
+
+    async def readyz(_request: web.Request) -> web.Response:
+        """Readiness: Redis answers and the worker is not stopping (503 otherwise)."""
+        if await worker.ready():
+            return web.json_response({"status": "ready"})
+        return web.json_response({"status": "unavailable"}, status=503)
 
     metrics_app.router.add_get("/metrics", metrics)
     metrics_app.router.add_get("/healthz", healthz)
+    metrics_app.router.add_get("/readyz", readyz)
     runner = web.AppRunner(metrics_app, access_log=None, handle_signals=False)
     await runner.setup()
     if settings.worker_metrics_port:

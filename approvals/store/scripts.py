@@ -13,6 +13,10 @@ _NAMES = (
     "answer_challenge",
     "end_challenge",
     "mark_progress",
+    "delivery_begin",
+    "delivery_gate",
+    "delivery_settle",
+    "ending_begin",
     "start_enrollment",
     "offer_enrollment",
     "consume_enrollment",
@@ -50,6 +54,10 @@ class Scripts:
     answer_challenge: AsyncScript
     end_challenge: AsyncScript
     mark_progress: AsyncScript
+    delivery_begin: AsyncScript
+    delivery_gate: AsyncScript
+    delivery_settle: AsyncScript
+    ending_begin: AsyncScript
     start_enrollment: AsyncScript
     offer_enrollment: AsyncScript
     consume_enrollment: AsyncScript

@@ -5,8 +5,13 @@ such as the local stand-in; aioapns has no host argument, so a per-provider subc
 protocol carries ``APNS_SERVER`` / ``APNS_PORT``. The same subclass waits for the server's
 first SETTINGS frame before opening a stream (APNs allows one stream until a request with
 a valid token went through, and aioapns would otherwise open many at once), keeps
-``Retry-After`` headers, which aioapns does not expose, and forgets requests abandoned by
-a timeout when the connection closes.
+``Retry-After`` headers, which aioapns does not expose, and resets the stream of a request
+its sender abandoned (a timeout), so APNs never accepts a prompt after the worker gave up.
+
+Each :meth:`ApnsProvider.send` is exactly one attempt: it takes a connection from aioapns's
+pool and sends on it, bypassing the pool's own loop, which retries connecting up to
+``max_connection_attempts`` times a second apart without asking whether the prompt is still
+wanted. The delivery loop owns every retry.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from aioapns.connection import (
     APNsTLSClientProtocol,
 )
 from aioapns.exceptions import ConnectionClosed
+from h2.errors import ErrorCodes
+from h2.exceptions import H2Error
 from h2.settings import ChangedSetting, SettingCodes
 
 from pusher.payloads import apns_payload, retry_after_seconds
@@ -83,8 +90,29 @@ def _protocol_class(
             await self.settings_seen.wait()
             if self.lost:
                 raise ConnectionClosed("connection lost before the server's SETTINGS")
-            result: NotificationResult = await super().send_notification(request)
+            try:
+                result: NotificationResult = await super().send_notification(request)
+            except asyncio.CancelledError:
+                self._abandon(request.notification_id)
+                raise
             return result
+
+        def _abandon(self, notification_id: str) -> None:
+            """Reset the stream of a request nobody waits for any more (RST_STREAM CANCEL)."""
+            self.requests.pop(notification_id, None)
+            self.request_statuses.pop(notification_id, None)
+            for stream_id, owner in list(self.request_streams.items()):
+                if owner != notification_id:
+                    continue
+                del self.request_streams[stream_id]
+                if self.lost or self.transport is None or self.transport.is_closing():
+                    return
+                try:
+                    self.conn.reset_stream(stream_id, ErrorCodes.CANCEL)
+                    self.flush()
+                except H2Error:
+                    return  # the stream ended meanwhile: its END_STREAM released the channel
+                self.free_channels.release()
 
         def on_remote_settings_changed(self, changed: dict[SettingCodes, ChangedSetting]) -> None:
             super().on_remote_settings_changed(changed)
@@ -108,10 +136,6 @@ def _protocol_class(
                 self.closed.set()
 
     return Protocol
-
-
-async def _quiet(request: NotificationRequest, result: NotificationResult) -> None:
-    """Keep aioapns from logging each error answer at ERROR; SendResult carries them."""
 
 
 class ApnsProvider:
@@ -162,7 +186,7 @@ class ApnsProvider:
             use_sandbox=self._sandbox,
             ssl_context=context,
             max_connections=self._max_connections,
-            err_func=_quiet,
+            max_connection_attempts=1,
         )
         client.pool.protocol_class = _protocol_class(self._sandbox, server, port, self._retry_after)
         self._client = client
@@ -183,8 +207,8 @@ class ApnsProvider:
                 if connection.transport is not None:
                     connection.transport.abort()
 
-    async def send(self, message: PushMessage) -> SendResult:
-        """Send one notification; bounded by the timeout, never raises for APNs errors."""
+    async def send(self, message: PushMessage, limit: float | None = None) -> SendResult:
+        """One attempt, bounded by the timeout; never raises for APNs errors."""
         if self._client is None:
             return SendResult(SendOutcome.FAILED, self.name, reason="provider not started")
         try:
@@ -202,9 +226,11 @@ class ApnsProvider:
             push_type=PushType.ALERT,
             apns_topic=message.topic or self._topic,
         )
+        bound = self._timeout if limit is None else min(self._timeout, limit)
         try:
-            async with asyncio.timeout(self._timeout):
-                result = await self._client.send_notification(request)
+            async with asyncio.timeout(bound):
+                connection = await self._client.pool.acquire()
+                result = await connection.send_notification(request)
         except TimeoutError:
             return SendResult(SendOutcome.RETRY, self.name, reason="timeout")
         except Exception as exc:
@@ -228,6 +254,7 @@ class ApnsProvider:
             outcome = SendOutcome.RETRY
         else:
             outcome = SendOutcome.FAILED
+            log.warning("apns rejected the notification: status=%s reason=%s", status, reason)
         return SendResult(
             outcome,
             self.name,

@@ -60,8 +60,11 @@ class PushProvider(Protocol):
     async def start(self) -> None:
         """Open long-lived clients inside the running event loop."""
 
-    async def send(self, message: PushMessage) -> SendResult:
-        """Send one message; must never raise for provider errors and must be bounded in time."""
+    async def send(self, message: PushMessage, limit: float | None = None) -> SendResult:
+        """Make exactly one attempt (no retries of the client library's own), bounded by
+        ``limit`` seconds (or the provider's timeout, whichever is shorter); an attempt cut
+        by the bound is abandoned so the provider does not accept it later. Never raises for
+        provider errors."""
 
     async def close(self) -> None:
         """Release clients and connections."""

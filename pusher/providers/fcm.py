@@ -3,14 +3,21 @@
 Each provider owns a firebase ``App`` (a unique name unless given), so several providers
 (and tests) live side by side. ``endpoint`` overrides the send URL on this provider's own
 messaging service (its ``_fcm_url``, set right after the service is built), so no class
-attribute is changed and other apps keep Google's URL. ``ca_file`` makes both the httpx
-sender and the token refresh trust that CA; the OAuth token URL is the service account's
-``token_uri``.
+attribute is changed and other apps keep Google's URL.
 
-google-auth refreshes tokens with blocking HTTP, so the provider refreshes in
-``asyncio.to_thread`` a few minutes ahead of expiry and the library never has to do it
-on the loop. The library retries 500 / 503 itself; the provider adds no retry loop of its
-own and only maps the final outcome, bounded by ``timeout``.
+The provider keeps firebase-admin for building, sending and classifying messages but gives
+its messaging service an httpx client of its own:
+
+- no retries inside the client (firebase-admin's default re-sends 500/503 up to 4 times over
+  several seconds without asking whether the prompt is still wanted): one ``send`` is one
+  attempt and the delivery loop owns every retry;
+- ``ca_file`` trusted by every call: the sends, and the OAuth token refreshes, which go
+  through this provider's own ``requests`` session instead of google-auth's default one;
+- the access token applied from the credential and refreshed only here, off the event loop
+  (google-auth refreshes with blocking HTTP): a few minutes ahead of expiry, and at once
+  after a 401 (the send then reports RETRY so the next attempt carries the new token);
+- an attempt cut by its time bound closes the client's connections, since httpx cannot
+  abandon a single HTTP/2 stream; FCM then never accepts a prompt the worker gave up on.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import ssl
 import time
 import uuid
 import warnings
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,8 +37,7 @@ import firebase_admin
 import google.auth.exceptions
 import google.auth.transport.requests
 import httpx
-from firebase_admin import _http_client, credentials, exceptions, messaging
-from firebase_admin._retry import HttpxRetryTransport
+from firebase_admin import credentials, exceptions, messaging
 
 from pusher.payloads import FcmFields, fcm_fields, retry_after_seconds
 from pusher.providers.base import PushMessage, SendOutcome, SendResult
@@ -44,6 +51,7 @@ RETRY_ERRORS = (
     exceptions.UnavailableError,  # 503 and connection failures
     exceptions.InternalError,  # 500
     exceptions.DeadlineExceededError,  # httpx timeouts
+    exceptions.UnauthenticatedError,  # 401: the token is refreshed before the next attempt
 )
 
 
@@ -88,6 +96,17 @@ def _fcm_error_code(exc: exceptions.FirebaseError) -> str:
         if str(detail.get("@type", "")).endswith("FcmError") and detail.get("errorCode"):
             return str(detail["errorCode"])
     return str(exc.code)
+
+
+class _AccessToken(httpx.Auth):
+    """Applies the credential's current access token; refreshing is the provider's job."""
+
+    def __init__(self, credential: Any) -> None:
+        self._credential = credential
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self._credential.token}"
+        yield request
 
 
 class FcmProvider:
@@ -136,28 +155,28 @@ class FcmProvider:
             # trust_env off, or REQUESTS_CA_BUNDLE from the environment would win over verify.
             self._auth_request.session.trust_env = False
             self._auth_request.session.verify = self._ca_file
-            await self._trust_ca(service, ssl.create_default_context(cafile=self._ca_file))
         self._app, self._service = app, service
-        self._credential = certificate.get_credential()
+        self._credential = service._credential
+        await self._replace_client()
         try:
             await self._fresh_token()
         except google.auth.exceptions.GoogleAuthError as exc:
             log.warning("fcm token fetch at start failed, will retry on send: %r", exc)
 
-    async def _trust_ca(self, service: Any, context: ssl.SSLContext) -> None:
-        """Rebuild the service's httpx client as the library does, trusting ``context``."""
-        wrapper = service._async_client
+    async def _replace_client(self) -> None:
+        """Give the messaging service a fresh httpx client (see the module docstring) and close
+        the old one, cutting whatever it still had in flight."""
+        wrapper = self._service._async_client
         old: httpx.AsyncClient = wrapper._async_client
-        retry = _http_client.DEFAULT_HTTPX_RETRY_CONFIG
+        verify: ssl.SSLContext | bool = True
+        if self._ca_file:
+            verify = ssl.create_default_context(cafile=self._ca_file)
         wrapper._async_client = httpx.AsyncClient(
             http2=True,
             timeout=self._timeout,
             headers=wrapper._headers,
-            auth=_http_client.GoogleAuthCredentialFlow(service._credential),
-            mounts={
-                "http://": HttpxRetryTransport(retry=retry, verify=context),
-                "https://": HttpxRetryTransport(retry=retry, verify=context),
-            },
+            auth=_AccessToken(self._credential),
+            transport=httpx.AsyncHTTPTransport(http2=True, verify=verify, retries=0),
         )
         await old.aclose()
 
@@ -173,12 +192,13 @@ class FcmProvider:
             self._auth_request.session.close()
             self._auth_request = None
 
-    async def _fresh_token(self) -> None:
-        """Refresh the access token off the loop when it is missing or close to expiry."""
-        if self._token_is_fresh():
+    async def _fresh_token(self, rejected: str | None = None) -> None:
+        """Refresh the access token off the loop when it is missing, close to expiry, or the
+        one FCM just ``rejected`` (401)."""
+        if self._token_is_fresh() and self._credential.token != rejected:
             return
         async with self._refresh_lock:
-            if not self._token_is_fresh():
+            if not self._token_is_fresh() or self._credential.token == rejected:
                 await asyncio.to_thread(self._credential.refresh, self._auth_request)
 
     def _token_is_fresh(self) -> bool:
@@ -208,19 +228,24 @@ class FcmProvider:
             warnings.simplefilter("ignore", DeprecationWarning)
             return messaging.Message(token=token, **parts)
 
-    async def send(self, message: PushMessage) -> SendResult:
-        """Send one message; bounded by the timeout, never raises for FCM errors."""
+    async def send(self, message: PushMessage, limit: float | None = None) -> SendResult:
+        """One attempt, bounded by the timeout; never raises for FCM errors."""
         if self._app is None:
             return SendResult(SendOutcome.FAILED, self.name, reason="provider not started")
         try:
             fcm_message = self._message(message.token, fcm_fields(message))
         except ValueError as exc:
             return SendResult(SendOutcome.FAILED, self.name, reason=str(exc))
+        bound = self._timeout if limit is None else min(self._timeout, limit)
+        client = self._service._async_client._async_client
         try:
-            async with asyncio.timeout(self._timeout):
+            async with asyncio.timeout(bound):
                 await self._fresh_token()
+                token = self._credential.token
                 batch = await messaging.send_each_async([fcm_message], app=self._app)
         except TimeoutError:
+            if self._service._async_client._async_client is client:
+                await self._replace_client()
             return SendResult(SendOutcome.RETRY, self.name, reason="timeout")
         except google.auth.exceptions.GoogleAuthError as exc:
             return self._auth_failure(exc)
@@ -234,6 +259,11 @@ class FcmProvider:
             return SendResult(
                 SendOutcome.DELIVERED, self.name, status=200, provider_id=response.message_id
             )
+        if isinstance(response.exception, exceptions.UnauthenticatedError):
+            try:
+                await self._fresh_token(rejected=token)
+            except google.auth.exceptions.GoogleAuthError as exc:
+                return self._auth_failure(exc)
         return self._failure(response.exception)
 
     def _auth_failure(self, exc: google.auth.exceptions.GoogleAuthError) -> SendResult:
@@ -251,6 +281,7 @@ class FcmProvider:
         if response is not None:
             retry_after = retry_after_seconds(response.headers.get("retry-after"), time.time())
         outcome = _outcome(exc)
-        return SendResult(
-            outcome, self.name, status=status, reason=_fcm_error_code(exc), retry_after=retry_after
-        )
+        reason = _fcm_error_code(exc)
+        if outcome is SendOutcome.FAILED:
+            log.warning("fcm rejected the message: status=%s reason=%s: %s", status, reason, exc)
+        return SendResult(outcome, self.name, status=status, reason=reason, retry_after=retry_after)

@@ -28,7 +28,7 @@ local function finish(k, a)
   event(k.outbox, a.outbox_maxlen, etype, rec[1], rec[2], cid, a.device_id, a.now,
     cjson.encode({reason = a.reason or '', method = a.method or ''}))
   redis.call('XADD', k.jobs, 'MAXLEN', '~', a.jobs_maxlen, '*',
-    'kind', 'ended', 'cid', cid, 'device_id', a.device_id or '')
+    'kind', 'ended', 'cid', cid, 'device_id', a.device_id or '', 't', rec[1], 'u', rec[2])
 end
 
 -- Expire the challenge if its deadline passed while it was still pending. Returns true if so.
@@ -80,4 +80,40 @@ local function ensure_user(ukey, tenant, user_id, now, p)
     'created_at', tostring(now))
   start_period(ukey, now, p)
   return true
+end
+
+-- Record a delivery fact once (push sent, delivered, seen) while the challenge is pending,
+-- tell the waiting portal and append the audit event. True if recorded by this call.
+-- m = {ch, outbox, now, field, message, event_type ('' for none), chan, outbox_maxlen, device_id}
+local function mark_once(m)
+  local rec = redis.call('HMGET', m.ch, 'status', 'expires_at', 'tenant', 'user_id', 'id')
+  if rec[1] ~= 'pending' or m.now >= tonumber(rec[2]) then return false end
+  if redis.call('HSETNX', m.ch, m.field, tostring(m.now)) == 0 then return false end
+  redis.call(PUB, m.chan, m.message)
+  if m.event_type ~= '' then
+    event(m.outbox, m.outbox_maxlen, m.event_type, rec[3], rec[4], rec[5], m.device_id, m.now, '{}')
+  end
+  return true
+end
+
+-- Delivery of one prompt (field 'p:<device>') or follow-up ('e:<device>') is recorded on the
+-- challenge: 'c:<until_ms>:<owner>' while an attempt is in flight (until_ms bounds it),
+-- 'r' after a transient failure, 's' once the provider accepted, 'x' dead token, 'f' failed
+-- for good. Returns the kind ('none', 'live', 'stale', 'r', 's', 'x', 'f'), and for a live
+-- attempt its owner and end.
+local function attempt_state(value, now)
+  if not value then return 'none' end
+  local until_ms, owner = string.match(value, '^c:(%d+):(.*)$')
+  if not until_ms then return value end
+  if tonumber(until_ms) > now then return 'live', owner, tonumber(until_ms) end
+  return 'stale'
+end
+
+-- Whether ``owner`` may start an attempt in a slot of this kind.
+local function may_claim(kind, who, owner)
+  return kind == 'none' or kind == 'r' or kind == 'stale' or (kind == 'live' and who == owner)
+end
+
+local function claim(ch, field, now, attempt_ms, owner)
+  redis.call('HSET', ch, field, 'c:' .. tostring(now + attempt_ms) .. ':' .. owner)
 end

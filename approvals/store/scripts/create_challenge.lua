@@ -63,7 +63,8 @@ redis.call('PEXPIRE', KEYS[5], ttl + tonumber(ARGV[5]))
 redis.call('ZADD', KEYS[6], now, cid)
 redis.call('PEXPIRE', KEYS[6], window)
 redis.call('HINCRBY', KEYS[1], 'unanswered', 1)
-redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[17], '*', 'kind', 'challenge', 'cid', cid)
+redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[17], '*', 'kind', 'challenge', 'cid', cid,
+  't', tenant, 'u', user_id)
 redis.call('ZADD', KEYS[9], expires, cid)
 event(KEYS[8], outbox_maxlen, 'challenge.created', tenant, user_id, cid, '', now,
   cjson.encode({resource = ARGV[11], app_name = ARGV[12]}))
