@@ -126,6 +126,17 @@ class EmbeddedRedis:
         if process.stderr is not None:
             process.stderr.close()
 
+    def kill(self) -> None:
+        """Kill the server at once (SIGKILL), as a crash would; its data directory stays, so
+        :meth:`start` brings it back on the same port with what its AOF kept."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        process.kill()
+        process.wait()
+        if process.stderr is not None:
+            process.stderr.close()
+
     def close(self) -> None:
         """Stop the server and delete its data directory."""
         self.stop()

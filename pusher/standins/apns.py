@@ -152,8 +152,8 @@ class ApnsStandin(Standin):
             await self.pause(fault)
         status = fault.status if fault is not None else 200
         reason = fault.reason if fault is not None else None
-        self.record(request, token, payload, status, reason)
         await self.pause(None)
+        self.record(request, token, payload, status, reason)
         headers = [("apns-id", apns_id)]
         if fault is None:
             return Response(200, tuple(headers))

@@ -9,6 +9,13 @@ Control API (same TLS port as the service, HTTP/2 or HTTP/1.1, JSON bodies)::
     GET    /_standin/faults      the current fault plan
     POST   /_standin/faults      apply a fault plan (see pusher.standins.faults)
     DELETE /_standin/faults      drop every fault
+    POST   /_standin/outage      {"seconds": s}: stop listening and drop every connection (the
+                                 service is down: connections are refused), back after s seconds
+
+A request counts as accepted when it is answered: the configured latency passes before the
+answer is decided and recorded, and a request whose stream is reset or whose connection is
+lost in the meantime is never answered nor recorded (``received.in_progress`` counts the
+requests being handled).
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
@@ -37,6 +44,7 @@ class Standin(abc.ABC):
     def __init__(self) -> None:
         self.faults = FaultPlan()
         self.received = Recorder()
+        self.outage: Callable[[float], None] | None = None  # set by the server that serves it
 
     @property
     def h2_settings(self) -> Mapping[SettingCodes, int]:
@@ -47,7 +55,8 @@ class Standin(abc.ABC):
         """Entry point for the server: the control API or the service itself."""
         if request.path.startswith(CONTROL_PREFIX):
             return self._control(request)
-        return await self.handle_service(request)
+        with self.received.handling():
+            return await self.handle_service(request)
 
     @abc.abstractmethod
     async def handle_service(self, request: Request) -> Response:
@@ -109,4 +118,14 @@ class Standin(abc.ABC):
         if route == ("DELETE", "faults"):
             self.faults.reset()
             return Response(204)
+        if route == ("POST", "outage"):
+            try:
+                seconds = float(request.json()["seconds"])
+            except (ValueError, TypeError, KeyError) as exc:
+                return Response.of_json(400, {"error": f"seconds: {exc}"})
+            if self.outage is None:
+                return Response.of_json(409, {"error": "not served"})
+            # Answer first, then go down (this very connection is dropped too).
+            asyncio.get_running_loop().call_later(0.05, self.outage, seconds)
+            return Response.of_json(202, {"down_for": seconds})
         return Response.of_json(404, {"error": "no such control route"})

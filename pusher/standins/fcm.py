@@ -220,8 +220,8 @@ class FcmStandin(Standin):
         if fault is not None and fault.hang:
             self.record(request, target, body, None, None)
             await self.pause(fault)
-        self.record(request, target, body, response.status, reason)
         await self.pause(None)
+        self.record(request, target, body, response.status, reason)
         return response
 
     def _check_auth(self, request: Request, project: str) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -40,7 +42,25 @@ class Recorder:
         self._items: deque[Received] = deque(maxlen=max_items)
         self._total = 0
         self._by_status: Counter[str] = Counter()
+        self._handling = 0
         self._cond = threading.Condition()
+
+    @contextmanager
+    def handling(self) -> Iterator[None]:
+        """Count one push request as in progress while the block runs."""
+        with self._cond:
+            self._handling += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._handling -= 1
+
+    @property
+    def in_progress(self) -> int:
+        """Push requests received and not yet answered (nor abandoned by the client)."""
+        with self._cond:
+            return self._handling
 
     def add(self, item: Received) -> None:
         with self._cond:
@@ -50,9 +70,13 @@ class Recorder:
             self._cond.notify_all()
 
     def summary(self) -> dict[str, Any]:
-        """``{"total": n, "by_status": {"200": n, "None": unanswered, ...}}``."""
+        """``{"total": n, "by_status": {"200": n, "None": unanswered, ...}, "in_progress": n}``."""
         with self._cond:
-            return {"total": self._total, "by_status": dict(self._by_status)}
+            return {
+                "total": self._total,
+                "by_status": dict(self._by_status),
+                "in_progress": self._handling,
+            }
 
     def all(self) -> list[Received]:
         """Every request so far, oldest first."""

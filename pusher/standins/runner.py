@@ -64,6 +64,12 @@ class StandinThread:
         thread.join(timeout)
         self._thread = None
 
+    def outage(self, seconds: float) -> None:
+        """Take the service down for ``seconds`` (see ``StandinServer.outage``); returns at once."""
+        if self.standin.outage is None:
+            raise RuntimeError(f"{self.standin.name} stand-in is not running")
+        self.standin.outage(seconds)
+
     def __enter__(self) -> StandinThread:
         self.start()
         return self
@@ -110,9 +116,26 @@ async def serve(
     """Serve ``standin`` on ``host:port`` until ``stop`` is set."""
     server = StandinServer(standin.handle, h2_settings=standin.h2_settings)
     bound = await server.start(host, port, tls.server_context())
+    loop = asyncio.get_running_loop()
+    outages: set[asyncio.Task[None]] = set()
+
+    def outage(seconds: float) -> None:
+        """Thread-safe: schedule an outage on the stand-in's own loop."""
+
+        def begin() -> None:
+            task = loop.create_task(server.outage(seconds))
+            outages.add(task)
+            task.add_done_callback(outages.discard)
+
+        loop.call_soon_threadsafe(begin)
+
+    standin.outage = outage
     try:
         if on_ready is not None:
             on_ready(bound)
         await stop.wait()
     finally:
+        standin.outage = None
+        for task in outages:
+            task.cancel()
         await server.close()

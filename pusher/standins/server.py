@@ -78,6 +78,7 @@ class StandinServer:
         self._tasks: set[asyncio.Task[None]] = set()
         self.connections: set[_Connection] = set()
         self._ids = itertools.count(1)
+        self._listen: tuple[str, int, ssl.SSLContext] | None = None
 
     async def start(self, host: str, port: int, ssl_context: ssl.SSLContext) -> int:
         """Listen on ``host:port`` (0 picks a free port); return the bound port."""
@@ -85,7 +86,24 @@ class StandinServer:
         self._server = await loop.create_server(
             lambda: _Connection(self), host, port, ssl=ssl_context
         )
-        return int(self._server.sockets[0].getsockname()[1])
+        bound = int(self._server.sockets[0].getsockname()[1])
+        self._listen = (host, bound, ssl_context)
+        return bound
+
+    async def outage(self, seconds: float) -> None:
+        """Go down for ``seconds``: stop listening (connections are refused), drop every
+        connection and the requests on it, then listen again on the same port."""
+        if self._server is None or self._listen is None:
+            return
+        self._server.close()
+        for conn in list(self.connections):
+            conn.abort()
+        await self._server.wait_closed()
+        await asyncio.sleep(seconds)
+        host, port, context = self._listen
+        self._server = await asyncio.get_running_loop().create_server(
+            lambda: _Connection(self), host, port, ssl=context, reuse_address=True
+        )
 
     async def close(self) -> None:
         """Stop listening, drop connections and cancel handlers still running."""

@@ -172,11 +172,15 @@ async def start_worker(
     return process, port
 
 
-async def start_apns_standin(started: list[Process], cwd: Path) -> dict[str, Any]:
-    """``python -m pusher.standins apns``; returns the JSON line it prints (port, key, CA)."""
-    state = cwd / "apns-standin"
+async def start_standin(started: list[Process], cwd: Path, service: str) -> dict[str, Any]:
+    """``python -m pusher.standins apns|fcm``; returns the JSON line it prints (port, URL, CA,
+    and the credentials a client needs)."""
+    state = cwd / f"{service}-standin"
     process = Process(
-        "apns-standin", [*STANDINS, "apns", "--state-dir", str(state)], dict(os.environ), cwd
+        f"{service}-standin",
+        [*STANDINS, service, "--state-dir", str(state)],
+        dict(os.environ),
+        cwd,
     )
     started.append(process)
 
@@ -188,5 +192,5 @@ async def start_apns_standin(started: list[Process], cwd: Path) -> dict[str, Any
                 info.update(json.loads(line))
         return "port" in info
 
-    await wait_until(printed, "the APNs stand-in", alive=process)
+    await wait_until(printed, f"the {service} stand-in", alive=process)
     return info

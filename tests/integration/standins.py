@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,7 @@ from pusher.providers.fcm import FcmProvider
 from pusher.standins.apns import ApnsStandin
 from pusher.standins.credentials import ApnsKey, ServiceAccount, make_apns_key, make_service_account
 from pusher.standins.fcm import FcmStandin
+from pusher.standins.recorder import Recorder
 from pusher.standins.runner import StandinThread
 from pusher.standins.tls import TlsMaterial, make_tls
 
@@ -76,3 +78,13 @@ def running_standins(directory: Path) -> Iterator[Standins]:
     finally:
         apns_thread.stop()
         fcm_thread.stop()
+
+
+async def until_nothing_in_progress(recorder: Recorder, timeout: float = 5.0) -> None:
+    """Wait until the stand-in answered or dropped every request it received."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while recorder.in_progress:
+        if loop.time() > deadline:
+            raise AssertionError(f"{recorder.in_progress} requests still in progress")
+        await asyncio.sleep(0.02)

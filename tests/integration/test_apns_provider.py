@@ -23,6 +23,7 @@ from pusher.standins.apns import ApnsStandin
 from pusher.standins.credentials import ApnsKey, make_apns_key
 from pusher.standins.runner import StandinThread
 from pusher.standins.tls import TlsMaterial, make_tls
+from tests.integration.standins import until_nothing_in_progress
 
 TOPIC = "com.example.pushgate"
 EXPIRES_AT = 4_102_444_800  # far ahead, so the stand-in never sees a past expiry
@@ -233,6 +234,51 @@ async def test_unreachable_endpoint_is_retried_not_raised(key: ApnsKey, tls: Tls
     assert result.outcome is SendOutcome.RETRY
 
 
+async def test_abandoned_request_is_reset_and_never_accepted(
+    provider: ApnsProvider, standin: tuple[ApnsStandin, StandinThread]
+) -> None:
+    """A send cut by its limit resets its stream: APNs never accepts that prompt later."""
+    apns = standin[0]
+    apns.faults.set_latency(2.0)
+    result = await provider.send(message(), limit=0.3)
+    assert (result.outcome, result.reason) == (SendOutcome.RETRY, "timeout")
+    await until_nothing_in_progress(apns.received)
+    assert apns.received.all() == []
+    apns.faults.set_latency(0)
+    assert (await provider.send(message())).outcome is SendOutcome.DELIVERED
+
+
+async def test_one_send_is_one_connection_attempt(key: ApnsKey, tls: TlsMaterial) -> None:
+    """A refused connection ends the send at once: aioapns's own reconnect loop is not used."""
+    accepted = 0
+
+    def refuse(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal accepted
+        accepted += 1
+        writer.close()
+
+    server = await asyncio.start_server(refuse, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    provider = ApnsProvider(
+        key=key.pem,
+        key_id=key.key_id,
+        team_id=key.team_id,
+        topic=TOPIC,
+        endpoint=f"https://127.0.0.1:{port}",
+        ca_file=tls.ca_file,
+        timeout=5.0,
+    )
+    await provider.start()
+    try:
+        result = await provider.send(message())
+    finally:
+        await provider.close()
+        server.close()
+        await server.wait_closed()
+    assert result.outcome is SendOutcome.RETRY
+    assert accepted == 1
+
+
 async def test_long_fields_are_truncated_to_fit_4096_bytes(
     provider: ApnsProvider, standin: tuple[ApnsStandin, StandinThread]
 ) -> None:
@@ -291,7 +337,7 @@ async def test_control_api_injects_faults_from_another_client(
         cleared = await client.delete("/_standin/received")
     assert (result.outcome, result.reason) == (SendOutcome.RETRY, "Shutdown")
     assert [r["status"] for r in received] == [503]
-    assert summary == {"total": 1, "by_status": {"503": 1}}
+    assert summary == {"total": 1, "by_status": {"503": 1}, "in_progress": 0}
     assert cleared.status_code == 204
     assert standin[0].received.all() == []
 

@@ -24,7 +24,7 @@ from tests.integration.processes import (
     base_env,
     cli_json,
     processes,
-    start_apns_standin,
+    start_standin,
     start_gateway,
     start_worker,
     status_of,
@@ -180,7 +180,7 @@ async def test_sigterm_worker_exits_cleanly_and_another_worker_delivers_its_unac
     redis = aioredis.Redis.from_url(redis_url, decode_responses=True)
     async with aiohttp.ClientSession() as session:
         with processes() as started:
-            apns = await start_apns_standin(started, tmp_path)
+            apns = await start_standin(started, tmp_path, "apns")
             tls = ssl.create_default_context(cafile=apns["ca_file"])
             env = base_env(
                 redis_url,

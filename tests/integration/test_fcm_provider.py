@@ -20,6 +20,7 @@ from pusher.standins.credentials import ServiceAccount, make_service_account
 from pusher.standins.fcm import FcmStandin
 from pusher.standins.runner import StandinThread
 from pusher.standins.tls import TlsMaterial, make_tls
+from tests.integration.standins import until_nothing_in_progress
 
 PROJECT = "pushgate-test"
 TOKEN = "fcm-token:APA91b" + "x" * 40
@@ -289,6 +290,40 @@ async def test_unanswered_request_is_retried_after_the_timeout(fcm: Fcm) -> None
     assert (result.outcome, result.reason) == (SendOutcome.RETRY, "timeout")
     (seen,) = fcm.standin.received.all()
     assert seen.status is None
+
+
+async def test_abandoned_request_is_never_accepted(provider: FcmProvider, fcm: Fcm) -> None:
+    """A send cut by its limit drops its connection: FCM never accepts that prompt later."""
+    fcm.standin.faults.set_latency(2.0)
+    result = await provider.send(message(), limit=0.3)
+    assert (result.outcome, result.reason) == (SendOutcome.RETRY, "timeout")
+    await until_nothing_in_progress(fcm.standin.received)
+    assert fcm.standin.received.all() == []
+    fcm.standin.faults.set_latency(0)
+    assert (await provider.send(message())).outcome is SendOutcome.DELIVERED
+
+
+async def test_rejected_access_token_is_renewed_through_the_custom_ca(
+    fcm: Fcm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 401 on the cached token renews it over the configured CA; the next send is delivered."""
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    provider = make_provider(fcm)
+    await provider.start()
+    try:
+        first = await provider.send(message())
+        fcm.standin.revoke_access_tokens()
+        issued = fcm.standin.tokens_issued
+        rejected = await provider.send(message())
+        again = await provider.send(message())
+    finally:
+        await provider.close()
+    assert first.outcome is SendOutcome.DELIVERED
+    assert (rejected.outcome, rejected.status) == (SendOutcome.RETRY, 401)
+    assert again.outcome is SendOutcome.DELIVERED
+    assert fcm.standin.tokens_issued == issued + 1
+    assert [r.status for r in fcm.standin.received.all()] == [200, 401, 200]
 
 
 async def test_long_fields_are_truncated_to_fit_the_message_limit(
