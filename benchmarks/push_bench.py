@@ -1,11 +1,13 @@
-"""Push sends/s from one worker process, and create -> stand-in latency.
+"""Push sends/s from one worker process against its floor, and create -> stand-in latency.
 
 The APNs and FCM stand-ins (``python -m pusher.standins``) run in their own processes on
 the helper CPU; the worker (``benchmarks.worker_runner``) runs on the server CPU. For
 sends/s a backlog of jobs is created while no worker runs, then a fresh worker drains
-it; the rate is taken between the 10th and 90th percentile of the stand-in's receive
-times, so start-up and tail are left out. Latency is measured at a steady, low create
-rate with the worker running.
+it; the rate is taken between the 10th and 90th percentile of the stand-in's accept
+times, so start-up and tail are left out. The floor is the client library alone
+(``benchmarks.push_floor``: aioapns, firebase-admin's async send) sending as many messages
+to the same stand-in at the worker's concurrency, on the same CPU, measured the same way.
+Latency is measured at a steady, low create rate with the worker running.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from approvals.store import keys
 from benchmarks import monitor, procs, stack, stats
 from benchmarks.context import Context
 from pusher.worker import JOBS_GROUP, RELAY_GROUP
+
+FLOOR_CONCURRENCY = 256  # PUSHGATE_WORKER_CONCURRENCY's default: the worker's sends in flight
 
 
 class Standin:
@@ -190,6 +194,52 @@ async def _drain(
         "sends_per_second": round(rate, 1),
         "drain_seconds_including_start": round(seconds, 2),
         "cpu_cores": cpu,
+        "worker_cpu_ms_per_send": round(cpu["worker"] * seconds * 1000 / max(1, len(received)), 3),
+    }
+
+
+async def _floor(
+    ctx: Context, config: dict[str, Any], standin: Standin, provider: str, count: int
+) -> dict[str, Any]:
+    """The client library alone sending ``count`` messages at the worker's concurrency."""
+    token = (lambda i: f"{i:064x}") if provider == "apns" else (lambda i: f"fcm-floor:{i:040d}")
+    path = ctx.workdir / f"floor-{provider}.json"
+    path.write_text(
+        json.dumps(
+            {
+                **config,
+                "provider": provider,
+                "count": count,
+                "concurrency": FLOOR_CONCURRENCY,
+                "tokens": [token(i) for i in range(64)],
+            }
+        )
+    )
+    argv = [procs.PYTHON, "-m", "benchmarks.push_floor", str(path)]
+    proc = procs.spawn(
+        argv,
+        cpus=ctx.server_cpus,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        log=ctx.workdir / f"floor-{provider}.err",
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        if (await asyncio.to_thread(proc.stdout.readline)).strip() != b"ready":
+            raise RuntimeError(f"the {provider} floor did not start")
+        await standin.forget(ctx.session)
+        proc.stdin.write(b"go\n")
+        proc.stdin.flush()
+        report = json.loads(await asyncio.to_thread(proc.stdout.readline))
+    finally:
+        procs.stop(proc)
+    received = [r for r in await standin.received(ctx.session) if r["status"] == 200]
+    return {
+        "sends": count,
+        "delivered": len(received),
+        "failures": report["failures"],
+        "sends_per_second": round(_steady_rate([r["at"] for r in received]), 1),
+        "cpu_ms_per_send": round(report["cpu_seconds"] * 1000 / count, 3),
     }
 
 
@@ -272,6 +322,10 @@ async def run_push(ctx: Context) -> dict[str, Any]:
         }
         out: dict[str, Any] = {"providers": ["apns", "fcm"]}
         for name, standin in standins.items():
+            out[f"floor_{name}"] = await _floor(
+                ctx, config, standin, name, ctx.profile.push_backlog
+            )
+            ctx.say(f"  {name} library alone: {out[f'floor_{name}']}")
             others = {"standin": standin.proc.pid, "redis": stack.redis_pid(ctx.redis)}
             out[f"drain_{name}"] = await _drain(
                 ctx, config, standin, name, others, ctx.profile.push_backlog

@@ -241,20 +241,30 @@ class Worker:
                     )
 
     async def _reclaim_jobs(self) -> None:
-        """Take over jobs another (dead) worker read but never acknowledged."""
+        """Take over jobs and audit events another (dead) worker read but never acknowledged."""
         interval = max(0.2, self.reclaim_idle_ms / 2000)
         while not self._stopping.is_set():
             await asyncio.sleep(interval)
             for shard in range(self.backend.shards):
                 stream = keys.jobs(shard)
-                reply = await self.redis.xautoclaim(
-                    stream, JOBS_GROUP, self.name, self.reclaim_idle_ms, "0-0", count=64
-                )
-                for entry_id, fields in reply[1]:
-                    if fields is None:
-                        continue
+                for entry_id, fields in await self._reclaim(stream, JOBS_GROUP):
                     self.metrics.jobs.labels("reclaimed").inc()
                     await self._start_job(stream, entry_id, fields)
+                outbox = keys.outbox(shard)
+                events = await self._reclaim(outbox, RELAY_GROUP)
+                if events:
+                    await self._relay_batch(outbox, events)
+
+    async def _reclaim(self, stream: str, group: str) -> list[tuple[str, dict[str, str]]]:
+        """Entries of ``group`` idle for the reclaim time, now this worker's (deleted ones are
+        acknowledged by XAUTOCLAIM itself)."""
+        try:
+            reply = await self.redis.xautoclaim(
+                stream, group, self.name, self.reclaim_idle_ms, "0-0", count=64
+            )
+        except ResponseError:  # NOGROUP: nothing was ever read from this stream
+            return []
+        return [(entry_id, fields) for entry_id, fields in reply[1] if fields is not None]
 
     async def _sweep_expiries(self) -> None:
         """End challenges whose deadline passed (the waiters' own timers are the fast path)."""
@@ -277,14 +287,17 @@ class Worker:
             await asyncio.sleep(self.sweep_interval)
 
     async def _relay_events(self) -> None:
+        """Copy audit events to the tenants' streams: one pipeline and one XACK per batch."""
         await self._ensure_groups(keys.outbox, RELAY_GROUP)
         while not self._stopping.is_set():
             for stream, entries in await self._read(keys.outbox, RELAY_GROUP, 256):
-                shard = int(stream.split(":", 1)[1].split("}", 1)[0])
-                for entry_id, fields in entries:
-                    if await self.relay.relay(shard, entry_id, fields):
-                        self.metrics.events_relayed.inc()
-                    await self.redis.xack(stream, RELAY_GROUP, entry_id)
+                await self._relay_batch(stream, entries)
+
+    async def _relay_batch(self, stream: str, entries: list[Any]) -> None:
+        batch = [(entry_id, fields) for entry_id, fields in entries if fields is not None]
+        relayed = await self.relay.relay(keys.shard_of_key(stream), batch)
+        self.metrics.events_relayed.inc(relayed)
+        await self.redis.xack(stream, RELAY_GROUP, *(entry_id for entry_id, _ in entries))
 
     async def _schedule_enrollment(self) -> None:
         """Enrollment reminders and expiries (see ``pusher.scheduler``)."""

@@ -7,6 +7,11 @@ from dataclasses import dataclass
 AUTH_TAG = "{pg:auth}"
 
 
+def shard_of_key(key: str) -> int:
+    """The shard number in a shard's key (``{pg:<k>}:...``)."""
+    return int(key.split(":", 1)[1].split("}", 1)[0])
+
+
 def tag(shard: int) -> str:
     """The hash tag of a shard: all keys of one user live in one Cluster slot."""
     return f"{{pg:{shard}}}"

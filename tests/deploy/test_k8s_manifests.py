@@ -156,12 +156,14 @@ def test_gateway_probes_hit_healthz_and_readyz_on_the_named_http_port() -> None:
             assert gateway[probe]["httpGet"] == {"path": path, "port": "http"}, (target, probe)
 
 
-def test_worker_probes_hit_healthz_on_the_named_metrics_port() -> None:
-    """The worker's startup and liveness probes GET /healthz on port "metrics"."""
+def test_worker_probes_hit_healthz_and_readyz_on_the_named_metrics_port() -> None:
+    """The worker's startup and liveness probes GET /healthz, its readiness probe /readyz
+    (503 while Redis is unreachable), all on port "metrics"."""
     for target in TARGETS:
         worker = pushgate_workload(target, "worker").container("worker")
         for probe in ("startupProbe", "livenessProbe"):
             assert worker[probe]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+        assert worker["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
         workload = pushgate_workload(target, "worker")
         # The metrics listener binds PUSHGATE_HOST: loopback would fail the kubelet's probes.
         assert workload.env(worker)["PUSHGATE_HOST"] == "0.0.0.0"  # noqa: S104

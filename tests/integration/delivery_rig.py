@@ -73,6 +73,18 @@ class StandinControl:
         """Take the service down (connections refused) for ``seconds``."""
         await self._call("POST", "outage", {"seconds": seconds})
 
+    async def until_up(self) -> None:
+        """Wait until the service answers again (after an outage)."""
+
+        async def up() -> bool:
+            try:
+                await self._call("GET", "health")
+            except aiohttp.ClientConnectionError:
+                return False
+            return True
+
+        await wait_until(up, f"{self.url} to answer", 30)
+
     async def in_progress(self) -> int:
         return int((await self._call("GET", "summary"))["in_progress"])
 

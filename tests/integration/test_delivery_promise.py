@@ -190,6 +190,7 @@ async def test_providers_failing_past_the_deadline_never_deliver_a_late_prompt(
         await s.until_jobs_done(timeout=TTL_SECONDS)
         view = (await s.portal.call("GET", f"/v1/challenges/{created['id']}")).body
         assert view["status"] == "expired"
+        await s.apns.until_up()
         prompts = [
             p for p in await s.apns.accepted() + await s.fcm.accepted() if p.kind == "prompt"
         ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -10,6 +12,7 @@ from approvals.challenge import (
     STATUSES,
     TERMINAL,
     can_transition,
+    device_message,
     device_view,
     effective_status,
     outcome_for_answer,
@@ -86,3 +89,26 @@ def test_device_view_never_contains_the_number() -> None:
     assert portal_view(record, 1500)["number"] == "47"
     assert portal_view(record, 2500)["status"] == "expired"
     assert portal_view(record, 2500)["reason"] == "ttl"
+
+
+def test_in_app_record_message_goes_out_as_the_device_view() -> None:
+    """A new challenge published as record fields reaches the app as its device view, no number."""
+    record = {
+        "id": "ch0001abc",
+        "app_name": "VPN",
+        "ctx": '{"location": "Berlin, DE"}',
+        "created_at": "1700000000000",
+        "expires_at": "1700000060000",
+        "nm": "1",
+        "nonce": "n0",
+    }
+    sent = json.loads(device_message(json.dumps({"type": "challenge", "record": record})))
+    assert sent == {"type": "challenge", "challenge": device_view(record)}
+    assert sent["challenge"]["context"] == {"location": "Berlin, DE"}
+    assert "number" not in sent["challenge"]
+
+
+def test_other_in_app_messages_pass_unchanged() -> None:
+    """An ``ended`` notice is relayed exactly as published."""
+    ended = '{"type":"ended","id":"ch0001abc","status":"approved"}'
+    assert device_message(ended) == ended
