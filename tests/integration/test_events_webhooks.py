@@ -11,10 +11,12 @@ from typing import Any
 
 import aiohttp
 import pytest
+import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from pusher.worker import Worker
+from approvals.store import keys
+from pusher.worker import RELAY_GROUP, Worker
 from pushgate.settings import Settings
 from tests.conftest import TestClock
 from tests.integration.audit import all_events, settled_events, wait_for_events
@@ -243,3 +245,34 @@ async def test_retries_stop_after_24_hours(
     while (await admin.call("GET", "/v1/webhooks")).body["queued"] and loop.time() < deadline:
         await asyncio.sleep(0.05)
     assert (await admin.call("GET", "/v1/webhooks")).body["queued"] == 0
+
+
+async def test_events_a_dead_worker_read_are_relayed_once_by_another(
+    settings: Settings, clock: TestClock, admin: Portal, enroll: Callable[..., Awaitable[Any]]
+) -> None:
+    """Audit events read from the outbox by a worker that died before relaying them are taken
+    over once they are idle for the reclaim time and reach the tenant's stream exactly once."""
+    await enroll("alice")
+    await admin.create_challenge("alice")
+    client = aioredis.Redis.from_url(settings.redis_url or "", decode_responses=True)
+    try:
+        taken = 0
+        for shard in range(settings.shards):
+            stream = keys.outbox(shard)
+            if await client.exists(stream):
+                await client.xgroup_create(stream, RELAY_GROUP, id="0")
+                reply = await client.xreadgroup(RELAY_GROUP, "crashed", {stream: ">"}, count=100)
+                taken += sum(len(entries) for _, entries in reply)
+    finally:
+        await client.aclose()
+    assert taken == 2  # device.enrolled, challenge.created
+    worker = Worker(settings, clock=clock, reclaim_idle_ms=300, sweep_interval=0.1)
+    await worker.start()
+    try:
+        events = await wait_for_events(admin, "challenge.created")
+        settled = await settled_events(admin)
+    finally:
+        await worker.stop(grace=2)
+    assert len(events) == 1
+    kinds = sorted(e["type"] for e in settled)  # push_sent: the new worker delivered the job
+    assert kinds == ["challenge.created", "challenge.push_sent", "device.enrolled"]
