@@ -132,8 +132,13 @@ def _ended(view: dict[str, Any]) -> Verdict:
 
 def _refused(refusal: Refusal) -> Verdict:
     message = REFUSED.get(refusal.code, "The sign-in was refused.")
-    if refusal.code == "code_invalid" and refusal.attempts_remaining is not None:
-        message = f"Wrong code ({refusal.attempts_remaining} attempts left)."
+    left = refusal.attempts_remaining
+    if refusal.code in ("code_invalid", "code_malformed") and left is not None:
+        message = (
+            "Wrong code: no attempts left, your account is now locked."
+            if left == 0
+            else f"Wrong code ({left} attempt{'' if left == 1 else 's'} left)."
+        )
     return Verdict("reject", message, log={"refused": refusal.code, "status_code": refusal.status})
 
 

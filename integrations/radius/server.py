@@ -169,7 +169,6 @@ class RadiusProtocol(asyncio.DatagramProtocol):
             log.exception("radius.failed", client=client.name, id=request.id)
             return
         self._duplicates.finish(key, reply)
-        self._send(reply, addr)
         log.info(
             "radius.answered",
             client=client.name,
@@ -182,6 +181,7 @@ class RadiusProtocol(asyncio.DatagramProtocol):
             log.warning("radius.fail_open", client=client.name, error=verdict.log.get("error"))
         elif "unreachable" in verdict.log:
             log.error("radius.gateway_unreachable", error=verdict.log["unreachable"])
+        self._send(reply, addr)
 
     async def _verdict(self, request: radius.AuthPacket, client: RadiusClient) -> Verdict:
         user_name = _text(_first(request, USER_NAME))

@@ -13,6 +13,9 @@ from typing import Any
 
 import aiohttp
 import pyotp
+from pyrad.packet import AuthPacket
+
+from integrations.radius.dictionary import radius_dictionary
 
 from pushgate.devicekit.authenticator import SoftAuthenticator
 from pushgate.devicekit.client import DeviceClient
@@ -175,3 +178,49 @@ class Scenario:
         assert reply.status == 200, reply.body
         result: dict[str, Any] = reply.body
         return result
+
+
+class _Replies(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.queue.put_nowait(data)
+
+
+class PacketNas:
+    """A NAS made of a UDP socket and pyrad packets, for what radclient cannot do: resend the
+    very same bytes after the answer came, or send from another loopback address."""
+
+    def __init__(self, port: int, secret: str, source: str = "127.0.0.1") -> None:
+        self.port, self.secret, self.source = port, secret.encode(), source
+        self.dictionary = radius_dictionary()
+        self._transport: asyncio.DatagramTransport | None = None
+        self._replies = _Replies()
+
+    async def __aenter__(self) -> PacketNas:
+        self._transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
+            lambda: self._replies, local_addr=(self.source, 0)
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def request(self, user: str, password: str) -> Any:
+        """A signed Access-Request (pyrad ``AuthPacket``)."""
+        packet = AuthPacket(secret=self.secret, dict=self.dictionary)
+        packet["User-Name"] = user
+        packet["User-Password"] = packet.PwCrypt(password)
+        packet.add_message_authenticator()
+        return packet
+
+    async def exchange(self, raw: bytes, wait: float = 5.0) -> bytes | None:
+        """Send ``raw``; the reply bytes, or None when nothing came within ``wait`` seconds."""
+        assert self._transport is not None
+        self._transport.sendto(raw, ("127.0.0.1", self.port))
+        try:
+            return await asyncio.wait_for(self._replies.queue.get(), wait)
+        except TimeoutError:
+            return None
