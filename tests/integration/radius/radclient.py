@@ -114,7 +114,7 @@ async def _run(argv: Sequence[str], stdin: str | None, limit: float) -> str:
         *argv,
         stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+        stderr=asyncio.subprocess.DEVNULL,  # its verdict lines would interleave with stdout
     )
     try:
         out, _ = await asyncio.wait_for(

@@ -16,7 +16,6 @@ import pyotp
 from pyrad.packet import AuthPacket
 
 from integrations.radius.dictionary import radius_dictionary
-
 from pushgate.devicekit.authenticator import SoftAuthenticator
 from pushgate.devicekit.client import DeviceClient
 from tests.integration.processes import PUSHGATE, Process, wait_until

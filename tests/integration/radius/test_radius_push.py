@@ -13,7 +13,7 @@ from tests.integration.radius.stack import SECRET, Scenario, log_events, new_use
 NUMBER = re.compile(r"Enter (\d+) in your authenticator app")
 
 
-def login(user: str, password: str = "push", **extra: str) -> dict[str, str]:
+def login(user: str, password: str = "push", **extra: str) -> dict[str, str]:  # noqa: S107
     """An Access-Request as a VPN sends it: signed, with the caller's address."""
     return {
         "User-Name": user,
@@ -49,7 +49,9 @@ async def test_push_denied_on_the_phone_gives_access_reject_saying_why(
     await scenario.policy(number_matching=False)
     user = new_user()
     phone = await scenario.phone(user)
-    sent = asyncio.create_task(radclient(scenario.stack.radius_port, SECRET, login(user), timeout=20))
+    sent = asyncio.create_task(
+        radclient(scenario.stack.radius_port, SECRET, login(user), timeout=20)
+    )
     (item,) = await scenario.pending(phone)
     await phone.respond(item["id"], "deny")
     reply = await sent

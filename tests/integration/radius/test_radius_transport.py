@@ -1,4 +1,4 @@
-"""Who may ask and how: shared secrets, Message-Authenticator, duplicates, an unreachable gateway."""
+"""Who may ask and how: secrets, Message-Authenticator, duplicates, an unreachable gateway."""
 
 from __future__ import annotations
 
@@ -165,4 +165,3 @@ def test_bad_settings_stop_the_server_naming_each_variable(stack: Stack) -> None
     assert done.returncode == 2, done.stderr
     assert "PUSHGATE_RADIUS_API_KEY: is required" in done.stderr
     assert "PUSHGATE_RADIUS_CLIENTS" in done.stderr and "shorter than 16" in done.stderr
-
