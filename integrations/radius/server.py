@@ -191,7 +191,10 @@ class RadiusProtocol(asyncio.DatagramProtocol):
             message = "Only PAP (User-Password) is supported."
             return Verdict("reject", message, log={"refused": "not_pap"})
         hidden = _first(request, USER_PASSWORD)
-        password = request.PwDecrypt(hidden) if hidden is not None else None
+        try:
+            password = request.PwDecrypt(hidden) if hidden is not None else None
+        except radius.PacketError:
+            return Verdict("reject", "User-Password is malformed.", log={"refused": "bad_pap"})
         login = LoginRequest(
             client=client.name,
             user_name=user_name,
