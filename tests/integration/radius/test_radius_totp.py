@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
 from tests.integration.radius.radclient import radclient, radtest
 from tests.integration.radius.stack import SECRET, Scenario, new_user
 
@@ -75,3 +81,28 @@ async def test_push_for_a_user_without_a_phone_is_rejected_pointing_to_codes(
     reply = await radclient(scenario.stack.radius_port, SECRET, login(user, ""))
     assert reply.code == "Access-Reject", reply.output
     assert "No phone is set up for push" in reply.message
+
+
+def _load_test_client() -> ModuleType:
+    """``loadtests/radius_client.py``, the blocking client the gevent load test uses."""
+    path = Path(__file__).resolve().parents[3] / "loadtests" / "radius_client.py"
+    spec = importlib.util.spec_from_file_location("loadtest_radius_client", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+async def test_load_test_radius_client_gets_verified_answers(scenario: Scenario) -> None:
+    """The load test's blocking client (what locust runs under gevent) signs its requests and
+    accepts the server's signed replies: a TOTP login is accepted, a wrong code rejected."""
+    client_module = _load_test_client()
+    user = new_user()
+    app = await scenario.totp(user)
+    nas = client_module.RadiusClient("127.0.0.1", scenario.stack.radius_port, SECRET, timeout=5)
+    good = nas.access_request(user, await app.fresh_code())
+    accepted = await asyncio.to_thread(nas.exchange, good)
+    assert (accepted.code, accepted.message) == ("Access-Accept", "Code accepted.")
+    rejected = await asyncio.to_thread(nas.exchange, nas.access_request(user, app.wrong_code()))
+    assert rejected.code == "Access-Reject"
