@@ -215,6 +215,8 @@ class Logins:
         except _WaitLost as lost:
             verdict = Verdict("reject", UNREACHABLE, log={"unreachable": str(lost)})
         except Refusal as refusal:
+            if refusal.code == "not_found":  # ended long ago: its record is gone
+                refusal = Refusal(refusal.status, {"code": "challenge_expired"})
             verdict = _refused(refusal)
             if refusal.code in ("code_invalid", "code_malformed"):
                 return verdict  # the push is still pending: the State stays usable

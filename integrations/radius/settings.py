@@ -7,9 +7,16 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from pushgate.settings import SettingsError
@@ -63,6 +70,10 @@ def parse_clients(text: str) -> tuple[RadiusClient, ...]:
     return tuple(clients)
 
 
+def _lowercase(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
 class RadiusSettings(BaseSettings):
     """What ``pushgate radius`` reads from its environment (and a ``.env`` file)."""
 
@@ -83,17 +94,13 @@ class RadiusSettings(BaseSettings):
     api_ca_file: Path | None = None
     api_timeout_seconds: float = Field(10.0, gt=0, le=60)
     max_in_flight: int = Field(2000, ge=1, le=100_000)
-    log_level: Literal["debug", "info", "warning", "error"] = Field(
-        "info", validation_alias=AliasChoices("PUSHGATE_LOG_LEVEL", "log_level")
-    )
-    log_format: Literal["json", "console"] = Field(
+    # shared with the other commands: PUSHGATE_LOG_LEVEL and PUSHGATE_LOG_FORMAT, any case
+    log_level: Annotated[
+        Literal["debug", "info", "warning", "error"], BeforeValidator(_lowercase)
+    ] = Field("info", validation_alias=AliasChoices("PUSHGATE_LOG_LEVEL", "log_level"))
+    log_format: Annotated[Literal["json", "console"], BeforeValidator(_lowercase)] = Field(
         "json", validation_alias=AliasChoices("PUSHGATE_LOG_FORMAT", "log_format")
     )
-
-    @field_validator("log_level", "log_format", mode="before")
-    @classmethod
-    def _lower(cls, value: object) -> object:
-        return value.lower() if isinstance(value, str) else value
 
     @field_validator("api_url")
     @classmethod

@@ -107,7 +107,7 @@ async def test_unreachable_gateway_rejects_unless_configured_to_fail_open(
     stack: Stack, fail_open: bool, expected: str, message: str, event: str
 ) -> None:
     """Nothing listens at PUSHGATE_RADIUS_API_URL: Access-Reject (fail closed), or Access-Accept
-    with PUSHGATE_RADIUS_FAIL_OPEN=true; either way the log says so."""
+    with PUSHGATE_RADIUS_FAIL_OPEN=true; either way the log says so. SIGTERM stops it (exit 0)."""
     env = radius_env(
         stack.env,
         api_url=f"http://127.0.0.1:{free_port()}",
@@ -124,6 +124,8 @@ async def test_unreachable_gateway_rejects_unless_configured_to_fail_open(
         assert reply.code == expected, reply.output
         assert message in reply.message
         await _logged(radius, event)
+        radius.terminate()
+        assert await radius.wait(10) == 0
 
 
 @pytest.fixture
