@@ -47,6 +47,8 @@ class Seed:
     bomb: Tenant
     platforms: tuple[str, ...] = ("none",)
     apns_topic: str = "com.example.pushgate"
+    radius_port: int | None = None
+    radius_secret: str | None = None
     run_id: str = field(default_factory=lambda: secrets.token_hex(3))
 
     @classmethod
@@ -63,6 +65,8 @@ class Seed:
             bomb=Tenant(**data["bomb"]),
             platforms=tuple(data.get("platforms") or ("none",)),
             apns_topic=data.get("apns_topic", "com.example.pushgate"),
+            radius_port=data.get("radius", {}).get("port"),
+            radius_secret=data.get("radius", {}).get("secret"),
         )
 
 
@@ -74,6 +78,18 @@ def env_int(name: str, default: int) -> int:
 def env_float(name: str, default: float) -> float:
     """A float knob from the environment."""
     return float(os.environ.get(name, default))
+
+
+def fire(environment: Any, kind: str, name: str, ms: float, error: str | None = None) -> None:
+    """Record a custom request event (shows up in the CSV and HTML reports)."""
+    environment.events.request.fire(
+        request_type=kind,
+        name=name,
+        response_time=ms,
+        response_length=0,
+        exception=RuntimeError(error) if error else None,
+        context={},
+    )
 
 
 def bearer(key: str) -> dict[str, str]:

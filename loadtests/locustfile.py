@@ -29,11 +29,13 @@ from common import (
     bearer,
     env_float,
     env_int,
+    fire,
     wait_result,
 )
 from gevent.lock import Semaphore
 from locust import FastHttpUser, between, events, task
 from locust.exception import StopUser
+from radius_user import VpnUser  # noqa: F401 - locust runs every User class found here
 from rules import Measured, PushLedger, Thresholds, failed_thresholds, totp_step
 
 HERE = Path(__file__).resolve().parent
@@ -88,18 +90,6 @@ def prepare(environment: Any, **_: Any) -> None:
     if not TOTP["available"]:
         TOTP["reason"] = f"the server has no {TOTP_PATH} routes (SPEC §5); TotpUser is disabled"
         print(f"loadtest: {TOTP['reason']}", file=sys.stderr)
-
-
-def fire(environment: Any, kind: str, name: str, ms: float, error: str | None = None) -> None:
-    """Record a custom request event (shows up in the CSV and HTML reports)."""
-    environment.events.request.fire(
-        request_type=kind,
-        name=name,
-        response_time=ms,
-        response_length=0,
-        exception=RuntimeError(error) if error else None,
-        context={},
-    )
 
 
 class PortalUser(FastHttpUser):

@@ -3,9 +3,10 @@
 #   loadtests/run.sh [-t SECONDS] [-u USERS] [-r SPAWN_RATE]
 # Creates loadtests/.venv (locust, gevent) when missing, starts a private stack on 127.0.0.1
 # (Redis-compatible server, APNs and FCM stand-ins when present, `pushgate serve`, two
-# `pushgate worker`), seeds two tenants, runs locust headless for a bounded time, writes CSV,
-# HTML and a JSON summary to loadtests/results/, stops everything, and exits non-zero when a
-# threshold (loadtests/thresholds.toml, LOADTEST_* overrides) fails. See loadtests/README.md.
+# `pushgate worker`, `pushgate radius`), seeds two tenants, runs locust headless for a
+# bounded time, writes CSV, HTML and a JSON summary to loadtests/results/, stops everything,
+# and exits non-zero when a threshold (loadtests/thresholds.toml, LOADTEST_* overrides)
+# fails. See loadtests/README.md.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -18,7 +19,7 @@ while getopts "t:u:r:h" opt; do
     t) DURATION="$OPTARG" ;;
     u) USERS="$OPTARG" ;;
     r) SPAWN_RATE="$OPTARG" ;;
-    *) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
   esac
 done
 for value in "$DURATION" "$USERS" "$SPAWN_RATE"; do
@@ -182,15 +183,27 @@ cli tenant create loadtest >"$WORK/load.json"
 cli tenant create push-bomb-target >"$WORK/bomb.json"
 cli apikey create "$(json_get "$WORK/load.json" tenant_id)" --role portal >"$WORK/load-key.json"
 cli apikey create "$(json_get "$WORK/bomb.json" tenant_id)" --role portal >"$WORK/bomb-key.json"
+
+echo "== pushgate radius for the VPN users (portal key of the load tenant)"
+RADIUS_SECRET="$(py 'import secrets; print(secrets.token_urlsafe(24))')"
+start radius env PUSHGATE_RADIUS_API_URL="http://127.0.0.1:$PORT" \
+  PUSHGATE_RADIUS_API_KEY="$(json_get "$WORK/load-key.json" api_key)" \
+  PUSHGATE_RADIUS_HOST=127.0.0.1 PUSHGATE_RADIUS_PORT=0 \
+  PUSHGATE_RADIUS_CLIENTS="127.0.0.1=$RADIUS_SECRET" "$APP_PY" -m pushgate.cli radius
+wait_for "pushgate radius" 30 "json_line('$LOGS/radius.log')"
+RADIUS_PORT="$(json_get "$LOGS/radius.log" port)"
+
 export LOADTEST_SEED="$WORK/seed.json"
 py 'import json, sys
-work, port, platforms, topic = sys.argv[1:5]
+work, port, platforms, topic, radius_port, radius_secret = sys.argv[1:7]
 def tenant(name):
     t, k = (json.load(open(f"{work}/{name}{s}.json")) for s in ("", "-key"))
     return {"tenant_id": t["tenant_id"], "admin_key": t["admin_key"], "portal_key": k["api_key"]}
 json.dump({"origin": f"http://localhost:{port}", "rp_id": "localhost", "load": tenant("load"),
-           "bomb": tenant("bomb"), "platforms": platforms.split(","), "apns_topic": topic},
-          open(f"{work}/seed.json", "w"))' "$WORK" "$PORT" "$PLATFORMS" "$APNS_TOPIC"
+           "bomb": tenant("bomb"), "platforms": platforms.split(","), "apns_topic": topic,
+           "radius": {"port": int(radius_port), "secret": radius_secret}},
+          open(f"{work}/seed.json", "w"))' "$WORK" "$PORT" "$PLATFORMS" "$APNS_TOPIC" \
+  "$RADIUS_PORT" "$RADIUS_SECRET"
 
 echo "== locust: $USERS users (+$SPAWN_RATE/s) for ${DURATION}s against http://127.0.0.1:$PORT"
 status=0

@@ -108,7 +108,19 @@ def _parser() -> argparse.ArgumentParser:
     key_revoke = apikey.add_parser("revoke", help="revoke an API key by its id")
     key_revoke.add_argument("key_id")
     sub.add_parser("check", help="validate settings and reach Redis")
+    sub.add_parser("radius", help="run the RADIUS server for VPN and Wi-Fi logins")
     return parser
+
+
+def _radius() -> int:
+    """``pushgate radius``: settings from PUSHGATE_RADIUS_*, no Redis (a client of the API)."""
+    from integrations.radius.service import serve_until_signalled
+    from integrations.radius.settings import load_radius_settings
+
+    settings = load_radius_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    _run(serve_until_signalled(settings))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -121,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             configure_logging("warning", "console", stream=sys.stderr)
             _run(run_demo(host=args.host, port=args.port))
             return 0
+        if args.command == "radius":
+            return _radius()
         if args.command == "serve":
             settings = _settings(host=args.host, port=args.port)
             _require_secret(settings)
