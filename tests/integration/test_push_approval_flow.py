@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
+import json
+
+from aiohttp import WSCloseCode, WSMsgType
 
 from tests.integration.conftest import Enroll
 from tests.portal import Portal
@@ -24,15 +26,20 @@ async def test_enrolled_device_sees_challenge_without_number(
 
 
 async def test_approve_with_number_reaches_portal_websocket(portal: Portal, enroll: Enroll) -> None:
-    """Approving with the right number ends the challenge; the waiting websocket gets it."""
+    """Approving with the right number ends the challenge; a websocket that saw the pending
+    snapshot first gets the result live over pub/sub and a normal close."""
     device = await enroll("alice")
     created = (await portal.create_challenge("alice")).body
-    waiter = asyncio.create_task(portal.wait_result(created["id"]))
-    await asyncio.sleep(0.2)
-    answer = await device.respond(created["id"], "approve", number=created["number"])
-    assert answer["status"] == "approved"
-    messages = await asyncio.wait_for(waiter, 10)
-    assert messages[0]["type"] == "snapshot"
+    async with portal.session.ws_connect(
+        portal.ws_url(created["id"]), headers=portal.headers
+    ) as ws:
+        snapshot = await ws.receive_json(timeout=10)
+        assert snapshot["type"] == "snapshot"
+        assert snapshot["challenge"]["status"] == "pending"
+        answer = await device.respond(created["id"], "approve", number=created["number"])
+        assert answer["status"] == "approved"
+        messages = [json.loads(msg.data) async for msg in ws if msg.type == WSMsgType.TEXT]
     assert messages[-1]["type"] == "result"
     assert messages[-1]["challenge"]["status"] == "approved"
     assert messages[-1]["challenge"]["method"] == "push"
+    assert ws.close_code == WSCloseCode.OK
