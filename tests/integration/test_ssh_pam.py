@@ -1,0 +1,283 @@
+"""SSH logins through the PAM module: OpenSSH's client, Debian's sshd, real pushgate processes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from pushgate.embedded import EmbeddedRedis, free_port
+from tests.integration.ssh_stack import (
+    HOST,
+    NUMBER,
+    PASSWORD,
+    PROMPT,
+    Stack,
+    active_totp,
+    expect,
+    finish,
+    new_user_id,
+    next_request,
+    phone,
+    portal_session,
+    ssh_stack,
+)
+from tests.integration.sshkit import Terminal, local_group
+
+pytestmark = pytest.mark.timeout(90)
+
+SHELL_RAN = "SHELL-RAN-42"
+DENIED = "Permission denied"
+
+
+@pytest.fixture(scope="module")
+def stack(redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with ssh_stack(redis_server, tmp_path_factory.mktemp("ssh-pam")) as running:
+        yield running
+
+
+async def password_then_prompt(term: Terminal) -> str:
+    """Answer the password prompt; returns the number pushgate shows next."""
+    await expect(term, r"Password: ")
+    term.send(PASSWORD + "\n")
+    number = (await expect(term, NUMBER)).group(1)
+    await expect(term, PROMPT)
+    return number
+
+
+async def test_push_approved_runs_the_shell_for_the_user_of_the_same_name(stack: Stack) -> None:
+    """With no mapping the pushgate user is the local name; the phone sees the app name and the
+    client's IP, the approval with the shown number lets the shell run."""
+    stack.configure()
+    async with portal_session(stack) as (portal, _):
+        device = await phone(stack, portal, stack.pam_user)
+        async with device.websocket() as channel:
+            term = stack.ssh_password()
+            try:
+                number = await password_then_prompt(term)
+                request = await next_request(channel)
+                assert request["app_name"] == f"SSH on {HOST}"
+                assert request["context"]["ip"] == "127.0.0.1"
+                await device.respond(request["id"], "approve", number=number)
+                term.send("\n")
+                await expect(term, r'Approved on "Pixel 8"\. Welcome\.')
+                await expect(term, SHELL_RAN)
+                assert await finish(term) == 0
+            finally:
+                term.close()
+        view = await portal.call("GET", f"/v1/challenges/{request['id']}")
+        assert view.body["status"] == "approved"
+        assert view.body["user_id"] == stack.pam_user
+
+
+@pytest.mark.parametrize(
+    ("decision", "wrong_number", "message"),
+    [
+        ("deny", False, r"Denied on your phone; login refused\."),
+        ("fraud", False, r"Reported on your phone as not you; login refused and reported\."),
+        ("approve", True, r"The number chosen in the app did not match; login refused\."),
+    ],
+)
+async def test_phone_refusal_after_enter_refuses_the_login(
+    stack: Stack, decision: str, wrong_number: bool, message: str
+) -> None:
+    """Enter first, then the phone denies, reports fraud or picks the wrong number: the login
+    is refused with a one-line reason and no shell runs."""
+    user_id = new_user_id()
+    stack.configure(users={stack.pam_user: user_id})
+    async with portal_session(stack) as (portal, _):
+        device = await phone(stack, portal, user_id)
+        term = stack.ssh_password()
+        try:
+            number = await password_then_prompt(term)
+            term.send("\n")
+            (request,) = await device.list_challenges()
+            chosen = str((int(number) + 1) % 100).zfill(len(number)) if wrong_number else number
+            await device.respond(request["id"], decision, number=chosen)  # type: ignore[arg-type]
+            await expect(term, message)
+            await expect(term, DENIED)
+            assert await finish(term) == 255
+            assert SHELL_RAN not in term.output
+        finally:
+            term.close()
+
+
+async def test_request_expiry_refuses_the_login(stack: Stack) -> None:
+    """Nobody answers a request that lives 15 s: it expires and the login is refused."""
+    user_id = new_user_id()
+    stack.configure(users={stack.pam_user: user_id})
+    async with portal_session(stack) as (portal, admin):
+        await phone(stack, portal, user_id)
+        changed = await admin.call("PATCH", "/v1/policy", {"push_ttl_seconds": 15})
+        assert changed.status == 200, changed.body
+        term = stack.ssh_password()
+        try:
+            await password_then_prompt(term)
+            term.send("\n")
+            await expect(term, r"No answer within 15 s; login refused\.", timeout=40)
+            assert await finish(term) == 255
+        finally:
+            term.close()
+            await admin.call("PATCH", "/v1/policy", {"push_ttl_seconds": 60})
+
+
+async def test_typed_code_runs_the_shell_and_the_same_code_again_is_refused(stack: Stack) -> None:
+    """A code from the authenticator app typed at the prompt approves the request; the same code
+    at the next login is refused as already used, and the login with it fails."""
+    user_id = new_user_id()
+    stack.configure(users={stack.pam_user: user_id})
+    async with portal_session(stack) as (portal, _):
+        await phone(stack, portal, user_id)
+        code = await active_totp(portal, user_id)
+        first = stack.ssh_password()
+        try:
+            await password_then_prompt(first)
+            first.send(code + "\n")
+            await expect(first, r"Code accepted\. Welcome\.")
+            await expect(first, SHELL_RAN)
+            assert await finish(first) == 0
+        finally:
+            first.close()
+        again = stack.ssh_password()
+        try:
+            await password_then_prompt(again)
+            for _ in range(2):  # max_code_attempts = 2
+                again.send(code + "\n")
+                await expect(again, r"That code was already used; wait for the next one\.")
+            await expect(again, r"Too many wrong codes; login refused\.")
+            await expect(again, DENIED)
+            assert await finish(again) == 255
+            assert SHELL_RAN not in again.output
+        finally:
+            again.close()
+
+
+async def test_gateway_unreachable_refuses_the_login_when_failing_closed(stack: Stack) -> None:
+    """Nothing listens at the configured gateway: the login is refused (fail closed)."""
+    stack.configure(url=f"http://127.0.0.1:{free_port()}")
+    term = stack.ssh_password()
+    try:
+        await expect(term, r"Password: ")
+        term.send(PASSWORD + "\n")
+        await expect(term, r"The sign-in service cannot be reached; login refused\.")
+        await expect(term, DENIED)
+        assert await finish(term) == 255
+    finally:
+        term.close()
+
+
+async def test_gateway_unreachable_lets_in_only_with_fail_open_and_logs_an_alert(
+    stack: Stack,
+) -> None:
+    """With fail_mode = open the same outage lets the user in, and syslog gets an ALERT line."""
+    stack.configure(url=f"http://127.0.0.1:{free_port()}", fail_mode="open")
+    stack.syslog_lines()
+    term = stack.ssh_password()
+    try:
+        await expect(term, r"Password: ")
+        term.send(PASSWORD + "\n")
+        await expect(term, r"without a second factor \(fail_mode = open\)")
+        await expect(term, SHELL_RAN)
+        assert await finish(term) == 0
+    finally:
+        term.close()
+    alerts = [line for line in stack.syslog_lines() if line.startswith("<81>")]  # authpriv.alert
+    assert any(f"FAIL OPEN: {stack.pam_user} from 127.0.0.1" in line for line in alerts), alerts
+
+
+async def test_user_without_any_device_is_refused(stack: Stack) -> None:
+    """A user with neither a phone nor an authenticator app is refused, with the reason."""
+    stack.configure(users={stack.pam_user: new_user_id()})
+    term = stack.ssh_password()
+    try:
+        await expect(term, r"Password: ")
+        term.send(PASSWORD + "\n")
+        await expect(term, rf"No phone or authenticator app is set up for {stack.pam_user}")
+        await expect(term, DENIED)
+        assert await finish(term) == 255
+    finally:
+        term.close()
+
+
+async def test_user_the_tenant_exempts_from_mfa_signs_in_without_a_device(stack: Stack) -> None:
+    """A user without devices whom the tenant marks ``mfa_required: false`` gets in."""
+    user_id = new_user_id()
+    stack.configure(users={stack.pam_user: user_id})
+    async with portal_session(stack) as (portal, _):
+        put = await portal.call("PUT", f"/v1/users/{user_id}", {"mfa_required": False})
+        assert put.status == 201, put.body
+    term = stack.ssh_password()
+    try:
+        await expect(term, r"Password: ")
+        term.send(PASSWORD + "\n")
+        await expect(term, SHELL_RAN)
+        assert await finish(term) == 0
+    finally:
+        term.close()
+
+
+async def test_member_of_an_exempt_group_skips_the_second_factor(stack: Stack) -> None:
+    """A member of a group named in exempt_groups signs in with the password alone."""
+    with local_group("pgex", stack.pam_user) as group:
+        stack.configure(users={stack.pam_user: new_user_id()}, exempt_groups=f"wheel, {group}")
+        term = stack.ssh_password()
+        try:
+            await expect(term, r"Password: ")
+            term.send(PASSWORD + "\n")
+            await expect(term, SHELL_RAN)
+            assert await finish(term) == 0
+        finally:
+            term.close()
+
+
+@pytest.mark.parametrize(
+    ("problem", "key"),
+    [("bad_fail_mode", "fail_mode"), ("readable_by_others", "file"), ("unknown_key", "fail_mod")],
+)
+async def test_bad_config_refuses_the_login_naming_the_key(
+    stack: Stack, problem: str, key: str
+) -> None:
+    """A config with a bad value, an unknown key or a mode others can read refuses the login
+    and says which key is wrong."""
+    if problem == "bad_fail_mode":
+        stack.configure(fail_mode="sometimes")
+    elif problem == "unknown_key":
+        stack.configure(fail_mod="open")
+    else:
+        stack.configure()
+        os.chmod(stack.config, 0o644)
+    term = stack.ssh_password()
+    try:
+        await expect(term, r"Password: ")
+        term.send(PASSWORD + "\n")
+        await expect(term, rf"Sign-in is not set up correctly on this server \({key}\)")
+        await expect(term, DENIED)
+        assert await finish(term) == 255
+    finally:
+        term.close()
+
+
+async def test_pamtester_on_another_service_shows_its_label_and_remote_host(stack: Stack) -> None:
+    """Any PAM service can use the module: pamtester on a sudo-like service gets the number,
+    the phone sees "sudo on build-01" and the PAM_RHOST, and the approval authenticates."""
+    user_id = new_user_id()
+    stack.configure(users={stack.pam_user: user_id})
+    async with portal_session(stack) as (portal, _):
+        device = await phone(stack, portal, user_id)
+        argv = ["pamtester", "-I", "rhost=198.51.100.7", stack.sudo_service, stack.pam_user]
+        term = Terminal([*argv, "authenticate"])
+        try:
+            number = (await expect(term, NUMBER)).group(1)
+            await expect(term, PROMPT)
+            (request,) = await device.list_challenges()
+            assert request["app_name"] == f"sudo on {HOST}"
+            assert request["context"]["ip"] == "198.51.100.7"
+            await device.respond(request["id"], "approve", number=number)
+            term.send("\n")
+            await expect(term, r"Approved on \"Pixel 8\"")
+            await expect(term, r"pamtester: successfully authenticated")
+            assert await finish(term) == 0
+        finally:
+            term.close()
+
