@@ -197,7 +197,7 @@ def ssh_stack(redis_server: EmbeddedRedis, workdir: Path) -> Iterator[Stack]:
         stack.enter_context(
             system_file(
                 Path("/etc/pam.d") / service,
-                "auth required pam_unix.so\n"
+                "auth required pam_unix.so nodelay\n"
                 f"auth required pam_python.so {pam_entry} service=SSH\n"
                 "account required pam_unix.so\nsession required pam_unix.so\n",
             )
