@@ -27,6 +27,7 @@ from typing import Any
 import aiohttp
 import pyotp
 
+from pusher.standins.tls import make_tls
 from pushgate.devicekit.authenticator import SoftAuthenticator
 from pushgate.devicekit.client import DeviceClient, DeviceSocket
 from pushgate.embedded import EmbeddedRedis, free_port
@@ -187,7 +188,7 @@ def ssh_stack(redis_server: EmbeddedRedis, workdir: Path) -> Iterator[Stack]:
         # ForceCommand users run the installed command, so its directory must be traversable.
         prefix = Path(tempfile.mkdtemp(prefix="pushgate-ssh-"))
         stack.callback(shutil.rmtree, prefix, ignore_errors=True)
-        os.chmod(prefix, 0o755)
+        os.chmod(prefix, 0o755)  # noqa: S103 (read and run by the ForceCommand user)
         sudoers = Path(f"/etc/sudoers.d/pushgate-test-{tag}")
         stack.callback(sudoers.unlink, missing_ok=True)
         _install(prefix, sudoers)
@@ -236,6 +237,39 @@ def ssh_stack(redis_server: EmbeddedRedis, workdir: Path) -> Iterator[Stack]:
             syslog=syslog,
             workdir=workdir,
         )
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        writer.close()
+
+
+@asynccontextmanager
+async def tls_front(stack: Stack, directory: Path) -> AsyncIterator[tuple[str, Path]]:
+    """A TLS endpoint (certificate for ``localhost`` from a throwaway CA) in front of the
+    gateway, as a load balancer would be; yields its https URL and the CA file."""
+    tls = make_tls(directory)
+    gateway_port = int(stack.base_url.rsplit(":", 1)[1])
+
+    async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", gateway_port)
+        await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+
+    server = await asyncio.start_server(
+        relay, "127.0.0.1", 0, ssl=tls.server_context(alpn=("http/1.1",))
+    )
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"https://localhost:{port}", tls.ca_file
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 def new_user_id() -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +23,7 @@ from tests.integration.ssh_stack import (
     phone,
     portal_session,
     ssh_stack,
+    tls_front,
 )
 from tests.integration.sshkit import Terminal, local_group
 
@@ -109,6 +111,7 @@ async def test_request_expiry_refuses_the_login(stack: Stack) -> None:
     stack.configure(users={stack.pam_user: user_id})
     async with portal_session(stack) as (portal, admin):
         await phone(stack, portal, user_id)
+        before = (await admin.call("GET", "/v1/policy")).body["push_ttl_seconds"]
         changed = await admin.call("PATCH", "/v1/policy", {"push_ttl_seconds": 15})
         assert changed.status == 200, changed.body
         term = stack.ssh_password()
@@ -119,7 +122,7 @@ async def test_request_expiry_refuses_the_login(stack: Stack) -> None:
             assert await finish(term) == 255
         finally:
             term.close()
-            await admin.call("PATCH", "/v1/policy", {"push_ttl_seconds": 60})
+            await admin.call("PATCH", "/v1/policy", {"push_ttl_seconds": before})
 
 
 async def test_typed_code_runs_the_shell_and_the_same_code_again_is_refused(stack: Stack) -> None:
@@ -281,3 +284,103 @@ async def test_pamtester_on_another_service_shows_its_label_and_remote_host(stac
         finally:
             term.close()
 
+
+async def put_user_in_state(stack: Stack, user_id: str, state: str) -> None:
+    """Throttle (five pushes in the window), block (a fraud report) or lock (failed codes)."""
+    async with portal_session(stack) as (portal, _):
+        device = await phone(stack, portal, user_id)
+        if state == "throttled":
+            for n in range(5):
+                created = await portal.create_challenge(user_id, resource=f"web-{n}")
+                assert created.status == 201, created.body
+        elif state == "blocked":
+            created = await portal.create_challenge(user_id)
+            await device.respond(created.body["id"], "fraud", number=created.body["number"])
+        else:
+            await active_totp(portal, user_id)
+            for _ in range(5):
+                await portal.call("POST", f"/v1/users/{user_id}/totp/verify", {"code": "x"})
+
+
+@pytest.mark.parametrize(
+    ("state", "message"),
+    [
+        ("throttled", r"Too many sign-in requests; try again in \d+ (s|min)\."),
+        ("blocked", r"Sign-in requests are paused after a report of fraud; try again in \d+ min"),
+        ("locked", r"Your account is locked after too many failed codes; try again in \d+ min\."),
+    ],
+)
+async def test_throttled_blocked_or_locked_user_is_refused_with_the_reason(
+    stack: Stack, state: str, message: str
+) -> None:
+    """Fatigue caps, a fraud block and a lock refuse the login before any prompt, saying when
+    to try again."""
+    user_id = new_user_id()
+    stack.configure(users={stack.pam_user: user_id})
+    await put_user_in_state(stack, user_id, state)
+    term = stack.ssh_password()
+    try:
+        await expect(term, r"Password: ")
+        term.send(PASSWORD + "\n")
+        await expect(term, message)
+        await expect(term, DENIED)
+        assert await finish(term) == 255
+    finally:
+        term.close()
+
+
+async def test_throttled_user_with_an_authenticator_app_signs_in_with_a_code(
+    stack: Stack,
+) -> None:
+    """When no push may be sent but the user has an authenticator app, the module asks for a
+    code instead, and a valid one lets the shell run."""
+    user_id = new_user_id()
+    stack.configure(users={stack.pam_user: user_id})
+    await put_user_in_state(stack, user_id, "throttled")
+    async with portal_session(stack) as (portal, _):
+        code = await active_totp(portal, user_id)
+    term = stack.ssh_password()
+    try:
+        await expect(term, r"Password: ")
+        term.send(PASSWORD + "\n")
+        await expect(term, r"Too many sign-in requests")
+        await expect(term, r"6-digit code from your authenticator app: ")
+        term.send(code + "\n")
+        await expect(term, r"Code accepted\. Welcome\.")
+        await expect(term, SHELL_RAN)
+        assert await finish(term) == 0
+    finally:
+        term.close()
+
+
+async def test_gateway_behind_tls_is_trusted_only_through_the_configured_ca_file(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """Over https the module checks the gateway's certificate: with ca_file naming its CA the
+    login is approved; without it (system CAs) the TLS check fails and the login is refused."""
+    user_id = new_user_id()
+    async with portal_session(stack) as (portal, _), tls_front(stack, tmp_path) as (url, ca):
+        device = await phone(stack, portal, user_id)
+        stack.configure(users={stack.pam_user: user_id}, url=url, ca_file=ca)
+        term = stack.ssh_password()
+        try:
+            number = await password_then_prompt(term)
+            (request,) = await device.list_challenges()
+            await device.respond(request["id"], "approve", number=number)
+            term.send("\n")
+            await expect(term, SHELL_RAN)
+            assert await finish(term) == 0
+        finally:
+            term.close()
+        stack.configure(users={stack.pam_user: user_id}, url=url)
+        stack.syslog_lines()
+        term = stack.ssh_password()
+        try:
+            await expect(term, r"Password: ")
+            term.send(PASSWORD + "\n")
+            await expect(term, r"The sign-in service cannot be reached; login refused\.")
+            assert await finish(term) == 255
+        finally:
+            term.close()
+    logged = stack.syslog_lines()
+    assert any("TLS certificate not trusted" in line for line in logged), logged
