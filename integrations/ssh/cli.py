@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from . import forcecommand
 from .client import Gateway, GatewayUnreachable, Problem
@@ -63,10 +64,19 @@ def _check(config_path: str, user: str | None) -> int:
         return 1
     print(f"gateway {config.url}: reachable, API key accepted")
     if user:
-        mfa = (found or {}).get("mfa") or {}
-        state = "unknown to pushgate" if found is None else f"{mfa}"
-        print(f"local user {user} -> pushgate user {user_id}: {state}")
+        print(f"local user {user} -> pushgate user {user_id}: {_factors(found)}")
     return 0
+
+
+def _factors(user: dict[str, Any] | None) -> str:
+    if user is None:
+        return "unknown to pushgate (no phone, no authenticator app)"
+    mfa = user.get("mfa") or {}
+    required = "" if user.get("mfa_required", True) else ", second factor not required"
+    return (
+        f"{mfa.get('push', 0)} push device(s), TOTP {mfa.get('totp', 'none')}, "
+        f"state {mfa.get('state', '?')}{required}"
+    )
 
 
 def main(argv: Sequence[str] | None = None, *, default_config: str = DEFAULT_CONFIG) -> int:

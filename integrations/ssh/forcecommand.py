@@ -53,6 +53,7 @@ def invoking_user(requested: str | None = None) -> str:
 
 def verify(config_path: str, user: str | None = None) -> int:
     """The dialogue for the invoking user on this terminal; 0 only when approved."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C cancels, even under sudo
     conversation = conversation_for_stdio()
     local_user = invoking_user(user)
     try:
@@ -75,7 +76,9 @@ def verify(config_path: str, user: str | None = None) -> int:
 
 def _check_through_sudo(launcher: str, config_path: str) -> int:
     sudo = shutil.which("sudo", path="/usr/bin:/bin:/usr/sbin:/sbin") or "sudo"
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the check's to handle
+    # Ctrl-C is the check's to handle: a no-op handler here (not SIG_IGN, which the check
+    # would inherit) keeps this process waiting for its answer.
+    previous = signal.signal(signal.SIGINT, lambda *_: None)
     try:
         argv = [sudo, "-n", launcher, "verify", "--config", config_path]
         return subprocess.call(argv)  # noqa: S603 (fixed program and arguments, no shell)

@@ -153,3 +153,23 @@ async def test_user_without_a_device_is_refused(stack: Stack) -> None:
         assert "COMMAND-RAN" not in term.output
     finally:
         term.close()
+
+
+async def test_ctrl_c_while_waiting_cancels_the_request(stack: Stack) -> None:
+    """Ctrl-C at the waiting line cancels the request on pushgate and ends the session."""
+    user_id = new_user_id()
+    stack.configure(users={stack.key_user: user_id})
+    async with portal_session(stack) as (portal, _):
+        device = await phone(stack, portal, user_id)
+        term = stack.ssh_key("echo COMMAND-RAN")
+        try:
+            await expect(term, WAITING)
+            (request,) = await device.list_challenges()
+            term.send("\x03")
+            await expect(term, r"Sign-in cancelled\.")
+            assert await finish(term) != 0
+            assert "COMMAND-RAN" not in term.output
+        finally:
+            term.close()
+        view = await portal.call("GET", f"/v1/challenges/{request['id']}")
+        assert view.body["status"] == "cancelled"

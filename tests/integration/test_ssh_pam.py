@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -105,23 +106,36 @@ async def test_phone_refusal_after_enter_refuses_the_login(
             term.close()
 
 
-async def test_request_expiry_refuses_the_login(stack: Stack) -> None:
-    """Nobody answers a request that lives 15 s: it expires and the login is refused."""
-    user_id = new_user_id()
-    stack.configure(users={stack.pam_user: user_id})
+async def test_request_expiry_refuses_the_pam_login_and_the_terminal_offers_a_new_one(
+    stack: Stack,
+) -> None:
+    """Requests that live 15 s and nobody answers: the PAM login is refused; at the same time the
+    ForceCommand's terminal offers a new request, and approving that one runs the command."""
+    pam_user_id, key_user_id = new_user_id(), new_user_id()
+    stack.configure(users={stack.pam_user: pam_user_id, stack.key_user: key_user_id})
     async with portal_session(stack) as (portal, admin):
-        await phone(stack, portal, user_id)
+        await phone(stack, portal, pam_user_id)
+        key_phone = await phone(stack, portal, key_user_id)
         before = (await admin.call("GET", "/v1/policy")).body["push_ttl_seconds"]
         changed = await admin.call("PATCH", "/v1/policy", {"push_ttl_seconds": 15})
         assert changed.status == 200, changed.body
-        term = stack.ssh_password()
+        pam, terminal = stack.ssh_password(), stack.ssh_key("echo COMMAND-RAN")
         try:
-            await password_then_prompt(term)
-            term.send("\n")
-            await expect(term, r"No answer within 15 s; login refused\.", timeout=40)
-            assert await finish(term) == 255
+            await password_then_prompt(pam)
+            pam.send("\n")
+            await expect(terminal, NUMBER)
+            await expect(pam, r"No answer within 15 s; login refused\.", timeout=40)
+            assert await finish(pam) == 255
+            await expect(terminal, r"No answer within 15 s\. Press Enter to send a new request")
+            terminal.send("\n")
+            number = (await expect(terminal, NUMBER)).group(1)
+            (request,) = await key_phone.list_challenges()
+            await key_phone.respond(request["id"], "approve", number=number)
+            await expect(terminal, "COMMAND-RAN")
+            assert await finish(terminal) == 0
         finally:
-            term.close()
+            pam.close()
+            terminal.close()
             await admin.call("PATCH", "/v1/policy", {"push_ttl_seconds": before})
 
 
@@ -187,6 +201,39 @@ async def test_gateway_unreachable_lets_in_only_with_fail_open_and_logs_an_alert
         term.close()
     alerts = [line for line in stack.syslog_lines() if line.startswith("<81>")]  # authpriv.alert
     assert any(f"FAIL OPEN: {stack.pam_user} from 127.0.0.1" in line for line in alerts), alerts
+
+
+async def test_key_the_gateway_rejects_refuses_even_with_fail_open(stack: Stack) -> None:
+    """A revoked or mistyped portal key is a configuration error, never an outage: refused."""
+    stack.configure(api_key="pg_live_not-a-key", fail_mode="open")
+    term = stack.ssh_password()
+    try:
+        await expect(term, r"Password: ")
+        term.send(PASSWORD + "\n")
+        await expect(term, r"The sign-in service refused this server's request \(unauthorized\)")
+        await expect(term, DENIED)
+        assert await finish(term) == 255
+    finally:
+        term.close()
+
+
+async def test_check_command_reports_the_gateway_and_a_users_factors(stack: Stack) -> None:
+    """``pushgate-ssh check --user`` validates the file, reaches the gateway with the key and
+    shows how that account would sign in."""
+    user_id = new_user_id()
+    stack.configure(users={stack.pam_user: user_id})
+    async with portal_session(stack) as (portal, _):
+        await phone(stack, portal, user_id)
+    done = subprocess.run(
+        [str(stack.launcher), "check", "--user", stack.pam_user],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"gateway {stack.base_url}: reachable, API key accepted" in done.stdout
+    assert f"-> pushgate user {user_id}: 1 push device(s), TOTP none" in done.stdout
 
 
 async def test_user_without_any_device_is_refused(stack: Stack) -> None:
