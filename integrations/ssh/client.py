@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
+import math
 import ssl
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -144,7 +145,7 @@ class Gateway:
 
     def start_wait(self, challenge_id: str, seconds: float) -> PendingCall:
         """Begin a long poll ``GET /v1/challenges/{id}?wait=`` (answers when it ends)."""
-        wait = max(0, min(LONG_POLL_MAX, int(seconds)))
+        wait = max(1, min(LONG_POLL_MAX, math.ceil(seconds)))
         return self.send("GET", f"{_path('v1', 'challenges', challenge_id)}?wait={wait}", wait=wait)
 
     def challenge(self, challenge_id: str) -> dict[str, Any]:

@@ -60,6 +60,14 @@ def require_tools() -> None:
     if _missing() and shutil.which("apt-get"):
         _apt_install()
     missing = _missing()
+    system_python = subprocess.run(
+        ["/usr/bin/python3", "-c", "import sys; print(sys.version_info >= (3, 11))"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if system_python.stdout.strip() != "True":
+        missing.append("python3 >= 3.11 (the system Python libpam-python embeds)")
     if missing:
         pytest.skip(
             f"SSH login tests need {', '.join(missing)} "

@@ -3,6 +3,7 @@ then the sign-in dialogue on the session's terminal, then the user's shell or co
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -173,3 +174,19 @@ async def test_ctrl_c_while_waiting_cancels_the_request(stack: Stack) -> None:
             term.close()
         view = await portal.call("GET", f"/v1/challenges/{request['id']}")
         assert view.body["status"] == "cancelled"
+
+
+def test_sudoers_rule_runs_nothing_but_the_exact_check(stack: Stack) -> None:
+    """A user may run the check through sudo only with its fixed arguments: naming another user
+    (or anything else) is refused by sudo itself."""
+    check = f"{stack.launcher} verify --config {stack.config}"
+    for argv in (f"{check} --user root", f"{stack.launcher} check", "/bin/true"):
+        done = subprocess.run(
+            ["su", "-", stack.key_user, "-c", f"sudo -n {argv}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert done.returncode == 1, (argv, done.stdout, done.stderr)
+        assert "password is required" in done.stderr, (argv, done.stderr)
