@@ -77,7 +77,7 @@ class Stack:
     sshd: SshServer
     syslog: socket.socket
     workdir: Path
-    settings: dict[str, str] = field(default_factory=dict)
+    users: dict[str, str] = field(default_factory=dict)
 
     def configure(self, users: dict[str, str] | None = None, **values: object) -> None:
         """Write the config file (mode 0600): the stack's gateway and key unless overridden."""
@@ -89,10 +89,15 @@ class Stack:
             "syslog_socket": self.syslog.getsockname(),
             **{k: str(v) for k, v in values.items()},
         }
+        self.users = dict(users or {})
         lines = ["[pushgate]", *(f"{k} = {v}" for k, v in settings.items()), "[users]"]
-        lines += [f"{local} = {remote}" for local, remote in (users or {}).items()]
+        lines += [f"{local} = {remote}" for local, remote in self.users.items()]
         self.config.write_text("\n".join(lines) + "\n")
         os.chmod(self.config, 0o600)
+
+    def configured_user(self, local_user: str) -> str:
+        """The pushgate user id the config file maps ``local_user`` to."""
+        return self.users.get(local_user, local_user)
 
     def syslog_lines(self) -> list[str]:
         """Syslog datagrams the integration sent since the last call."""
@@ -285,6 +290,15 @@ async def portal_session(stack: Stack) -> AsyncIterator[tuple[Portal, Portal]]:
             Portal(session, stack.base_url, stack.portal_key),
             Portal(session, stack.base_url, stack.admin_key),
         )
+
+
+@asynccontextmanager
+async def enrolled(stack: Stack, local_user: str) -> AsyncIterator[tuple[Portal, DeviceClient]]:
+    """A fresh pushgate user with a phone, mapped to ``local_user`` in the config file."""
+    user_id = new_user_id()
+    stack.configure(users={local_user: user_id})
+    async with portal_session(stack) as (portal, _):
+        yield portal, await phone(stack, portal, user_id)
 
 
 async def phone(stack: Stack, portal: Portal, user_id: str, name: str = "Pixel 8") -> DeviceClient:

@@ -258,6 +258,14 @@ class Terminal:
                 break
         return self.process.wait(timeout=max(0.1, deadline - time.monotonic()))
 
+    def __enter__(self) -> Terminal:
+        """Use as ``with Terminal(argv) as term``; closed on exit."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Close."""
+        self.close()
+
     def close(self) -> None:
         """Kill the program if it still runs and close the terminal."""
         if self.process.poll() is None:

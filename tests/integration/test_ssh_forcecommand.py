@@ -14,18 +14,19 @@ from tests.integration.ssh_stack import (
     NUMBER,
     Stack,
     active_totp,
+    enrolled,
     expect,
     finish,
     new_user_id,
     next_request,
-    phone,
-    portal_session,
     ssh_stack,
 )
+from tests.integration.sshkit import Terminal
 
 pytestmark = pytest.mark.timeout(90)
 
 WAITING = r"\(waiting \d+ s; type a 6-digit code instead, press Enter to resend, Ctrl-C to cancel\)"
+RAN = "COMMAND-RAN"
 
 
 @pytest.fixture(scope="module")
@@ -34,61 +35,51 @@ def stack(redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory)
         yield running
 
 
+async def ended_without_running(term: Terminal, line: str) -> None:
+    """The terminal shows ``line``, the session ends with an error and nothing ran."""
+    await expect(term, line)
+    assert await finish(term) != 0
+    assert RAN not in term.output
+
+
 async def test_approval_runs_the_original_command_and_the_phone_sees_the_client(
     stack: Stack,
 ) -> None:
     """``ssh -t host command``: the number shows on the terminal, the phone sees "SSH on
     build-01" and the client's address (passed through sudo), the approval runs the command."""
-    user_id = new_user_id()
-    stack.configure(users={stack.key_user: user_id})
-    async with portal_session(stack) as (portal, _):
-        device = await phone(stack, portal, user_id)
-        async with device.websocket() as channel:
-            term = stack.ssh_key("echo COMMAND-RAN-$((6*7)) as $(id -un)")
-            try:
-                number = (await expect(term, NUMBER)).group(1)
-                await expect(term, WAITING)
-                request = await next_request(channel)
-                assert request["app_name"] == f"SSH on {HOST}"
-                assert request["context"]["ip"] == "127.0.0.1"
-                await device.respond(request["id"], "approve", number=number)
-                await expect(term, r'Approved on "Pixel 8"\. Welcome\.')
-                await expect(term, f"COMMAND-RAN-42 as {stack.key_user}")
-                assert await finish(term) == 0
-            finally:
-                term.close()
+    async with enrolled(stack, stack.key_user) as (_, device), device.websocket() as channel:
+        with stack.ssh_key(f"echo {RAN}-$((6*7)) as $(id -un)") as term:
+            number = (await expect(term, NUMBER)).group(1)
+            await expect(term, WAITING)
+            request = await next_request(channel)
+            assert request["app_name"] == f"SSH on {HOST}"
+            assert request["context"]["ip"] == "127.0.0.1"
+            await device.respond(request["id"], "approve", number=number)
+            await expect(term, r'Approved on "Pixel 8"\. Welcome\.')
+            await expect(term, f"{RAN}-42 as {stack.key_user}")
+            assert await finish(term) == 0
 
 
 async def test_code_typed_while_waiting_opens_the_login_shell(stack: Stack) -> None:
     """No command: a code typed at the waiting line approves, and the user's login shell starts
     on the same terminal."""
-    user_id = new_user_id()
-    stack.configure(users={stack.key_user: user_id})
-    async with portal_session(stack) as (portal, _):
-        await phone(stack, portal, user_id)
-        code = await active_totp(portal, user_id)
-        term = stack.ssh_key(None)
-        try:
-            await expect(term, WAITING)
-            term.send(code + "\n")
-            await expect(term, r"Code accepted\. Welcome\.")
-            await expect(term, r"\$ ")  # the shell's prompt: typing before it would be lost
-            term.send("echo shell=$0 user=$(id -un); exit\n")
-            await expect(term, rf"shell=-bash user={stack.key_user}")
-            assert await finish(term) == 0
-        finally:
-            term.close()
+    async with enrolled(stack, stack.key_user) as (portal, _):
+        code = await active_totp(portal, stack.configured_user(stack.key_user))
+    with stack.ssh_key(None) as term:
+        await expect(term, WAITING)
+        term.send(code + "\n")
+        await expect(term, r"Code accepted\. Welcome\.")
+        await expect(term, r"\$ ")  # the shell's prompt: typing before it would be lost
+        term.send("echo shell=$0 user=$(id -un); exit\n")
+        await expect(term, rf"shell=-bash user={stack.key_user}")
+        assert await finish(term) == 0
 
 
 async def test_enter_sends_a_new_request_with_a_new_number(stack: Stack) -> None:
     """Enter while waiting cancels the request and sends a new one; approving the new one
     with its own number lets the user in."""
-    user_id = new_user_id()
-    stack.configure(users={stack.key_user: user_id})
-    async with portal_session(stack) as (portal, _):
-        device = await phone(stack, portal, user_id)
-        term = stack.ssh_key("echo COMMAND-RAN")
-        try:
+    async with enrolled(stack, stack.key_user) as (portal, device):
+        with stack.ssh_key(f"echo {RAN}") as term:
             await expect(term, NUMBER)
             await expect(term, WAITING)
             (first,) = await device.list_challenges()
@@ -100,78 +91,50 @@ async def test_enter_sends_a_new_request_with_a_new_number(stack: Stack) -> None
             cancelled = await portal.call("GET", f"/v1/challenges/{first['id']}")
             assert cancelled.body["status"] == "cancelled"
             await device.respond(second["id"], "approve", number=number)
-            await expect(term, "COMMAND-RAN")
+            await expect(term, RAN)
             assert await finish(term) == 0
-        finally:
-            term.close()
 
 
 async def test_without_a_terminal_only_the_phone_approves(stack: Stack) -> None:
     """``ssh host command`` without a tty: the dialogue goes to stderr, stdin is left to the
     command, and the approval runs the command."""
-    user_id = new_user_id()
-    stack.configure(users={stack.key_user: user_id})
-    async with portal_session(stack) as (portal, _):
-        device = await phone(stack, portal, user_id)
-        term = stack.ssh_key("echo COMMAND-RAN; test -t 0 || echo NO-TTY", tty=False)
-        try:
+    async with enrolled(stack, stack.key_user) as (_, device):
+        with stack.ssh_key(f"echo {RAN}; test -t 0 || echo NO-TTY", tty=False) as term:
             number = (await expect(term, NUMBER)).group(1)
             (request,) = await device.list_challenges()
             await device.respond(request["id"], "approve", number=number)
-            await expect(term, "COMMAND-RAN")
+            await expect(term, RAN)
             await expect(term, "NO-TTY")
             assert await finish(term) == 0
             assert "press Enter" not in term.output
-        finally:
-            term.close()
 
 
 async def test_denial_ends_the_session_without_a_shell(stack: Stack) -> None:
     """A denial on the phone is shown in one line and the session closes; nothing runs."""
-    user_id = new_user_id()
-    stack.configure(users={stack.key_user: user_id})
-    async with portal_session(stack) as (portal, _):
-        device = await phone(stack, portal, user_id)
-        term = stack.ssh_key("echo COMMAND-RAN")
-        try:
+    async with enrolled(stack, stack.key_user) as (_, device):
+        with stack.ssh_key(f"echo {RAN}") as term:
             number = (await expect(term, NUMBER)).group(1)
             (request,) = await device.list_challenges()
             await device.respond(request["id"], "deny", number=number)
-            await expect(term, r"Denied on your phone; login refused\.")
-            assert await finish(term) != 0
-            assert "COMMAND-RAN" not in term.output
-        finally:
-            term.close()
+            await ended_without_running(term, r"Denied on your phone; login refused\.")
 
 
 async def test_user_without_a_device_is_refused(stack: Stack) -> None:
     """A user with no phone and no authenticator app gets the reason and no shell."""
     stack.configure(users={stack.key_user: new_user_id()})
-    term = stack.ssh_key("echo COMMAND-RAN")
-    try:
-        await expect(term, rf"No phone or authenticator app is set up for {stack.key_user}")
-        assert await finish(term) != 0
-        assert "COMMAND-RAN" not in term.output
-    finally:
-        term.close()
+    with stack.ssh_key(f"echo {RAN}") as term:
+        message = rf"No phone or authenticator app is set up for {stack.key_user}"
+        await ended_without_running(term, message)
 
 
 async def test_ctrl_c_while_waiting_cancels_the_request(stack: Stack) -> None:
     """Ctrl-C at the waiting line cancels the request on pushgate and ends the session."""
-    user_id = new_user_id()
-    stack.configure(users={stack.key_user: user_id})
-    async with portal_session(stack) as (portal, _):
-        device = await phone(stack, portal, user_id)
-        term = stack.ssh_key("echo COMMAND-RAN")
-        try:
+    async with enrolled(stack, stack.key_user) as (portal, device):
+        with stack.ssh_key(f"echo {RAN}") as term:
             await expect(term, WAITING)
             (request,) = await device.list_challenges()
             term.send("\x03")
-            await expect(term, r"Sign-in cancelled\.")
-            assert await finish(term) != 0
-            assert "COMMAND-RAN" not in term.output
-        finally:
-            term.close()
+            await ended_without_running(term, r"Sign-in cancelled\.")
         view = await portal.call("GET", f"/v1/challenges/{request['id']}")
         assert view.body["status"] == "cancelled"
 

@@ -17,6 +17,7 @@ from tests.integration.ssh_stack import (
     PROMPT,
     Stack,
     active_totp,
+    enrolled,
     expect,
     finish,
     new_user_id,
@@ -49,6 +50,31 @@ async def password_then_prompt(term: Terminal) -> str:
     return number
 
 
+async def refused(term: Terminal, *lines: str) -> None:
+    """The terminal shows ``lines``, then OpenSSH's refusal; no shell ran."""
+    for line in lines:
+        await expect(term, line)
+    await expect(term, DENIED)
+    assert await finish(term) == 255
+    assert SHELL_RAN not in term.output
+
+
+async def shell_ran(term: Terminal, *lines: str) -> None:
+    """The terminal shows ``lines``, then the shell's output, and ssh exits 0."""
+    for line in lines:
+        await expect(term, line)
+    await expect(term, SHELL_RAN)
+    assert await finish(term) == 0
+
+
+async def after_password(stack: Stack, *lines: str, allowed: bool) -> None:
+    """Log in with the password alone and check what follows (no request is shown)."""
+    with stack.ssh_password() as term:
+        await expect(term, r"Password: ")
+        term.send(PASSWORD + "\n")
+        await (shell_ran if allowed else refused)(term, *lines)
+
+
 async def test_push_approved_runs_the_shell_for_the_user_of_the_same_name(stack: Stack) -> None:
     """With no mapping the pushgate user is the local name; the phone sees the app name and the
     client's IP, the approval with the shown number lets the shell run."""
@@ -56,19 +82,14 @@ async def test_push_approved_runs_the_shell_for_the_user_of_the_same_name(stack:
     async with portal_session(stack) as (portal, _):
         device = await phone(stack, portal, stack.pam_user)
         async with device.websocket() as channel:
-            term = stack.ssh_password()
-            try:
+            with stack.ssh_password() as term:
                 number = await password_then_prompt(term)
                 request = await next_request(channel)
                 assert request["app_name"] == f"SSH on {HOST}"
                 assert request["context"]["ip"] == "127.0.0.1"
                 await device.respond(request["id"], "approve", number=number)
                 term.send("\n")
-                await expect(term, r'Approved on "Pixel 8"\. Welcome\.')
-                await expect(term, SHELL_RAN)
-                assert await finish(term) == 0
-            finally:
-                term.close()
+                await shell_ran(term, r'Approved on "Pixel 8"\. Welcome\.')
         view = await portal.call("GET", f"/v1/challenges/{request['id']}")
         assert view.body["status"] == "approved"
         assert view.body["user_id"] == stack.pam_user
@@ -87,23 +108,14 @@ async def test_phone_refusal_after_enter_refuses_the_login(
 ) -> None:
     """Enter first, then the phone denies, reports fraud or picks the wrong number: the login
     is refused with a one-line reason and no shell runs."""
-    user_id = new_user_id()
-    stack.configure(users={stack.pam_user: user_id})
-    async with portal_session(stack) as (portal, _):
-        device = await phone(stack, portal, user_id)
-        term = stack.ssh_password()
-        try:
+    async with enrolled(stack, stack.pam_user) as (_, device):
+        with stack.ssh_password() as term:
             number = await password_then_prompt(term)
             term.send("\n")
             (request,) = await device.list_challenges()
             chosen = str((int(number) + 1) % 100).zfill(len(number)) if wrong_number else number
             await device.respond(request["id"], decision, number=chosen)  # type: ignore[arg-type]
-            await expect(term, message)
-            await expect(term, DENIED)
-            assert await finish(term) == 255
-            assert SHELL_RAN not in term.output
-        finally:
-            term.close()
+            await refused(term, message)
 
 
 async def test_request_expiry_refuses_the_pam_login_and_the_terminal_offers_a_new_one(
@@ -119,69 +131,47 @@ async def test_request_expiry_refuses_the_pam_login_and_the_terminal_offers_a_ne
         before = (await admin.call("GET", "/v1/policy")).body["push_ttl_seconds"]
         changed = await admin.call("PATCH", "/v1/policy", {"push_ttl_seconds": 15})
         assert changed.status == 200, changed.body
-        pam, terminal = stack.ssh_password(), stack.ssh_key("echo COMMAND-RAN")
         try:
-            await password_then_prompt(pam)
-            pam.send("\n")
-            await expect(terminal, NUMBER)
-            await expect(pam, r"No answer within 15 s; login refused\.", timeout=40)
-            assert await finish(pam) == 255
-            await expect(terminal, r"No answer within 15 s\. Press Enter to send a new request")
-            terminal.send("\n")
-            number = (await expect(terminal, NUMBER)).group(1)
-            (request,) = await key_phone.list_challenges()
-            await key_phone.respond(request["id"], "approve", number=number)
-            await expect(terminal, "COMMAND-RAN")
-            assert await finish(terminal) == 0
+            with stack.ssh_password() as pam, stack.ssh_key("echo COMMAND-RAN") as terminal:
+                await password_then_prompt(pam)
+                pam.send("\n")
+                await expect(terminal, NUMBER)
+                await expect(pam, r"No answer within 15 s; login refused\.", timeout=40)
+                await refused(pam)
+                await expect(terminal, r"No answer within 15 s\. Press Enter to send a new request")
+                terminal.send("\n")
+                number = (await expect(terminal, NUMBER)).group(1)
+                (request,) = await key_phone.list_challenges()
+                await key_phone.respond(request["id"], "approve", number=number)
+                await expect(terminal, "COMMAND-RAN")
+                assert await finish(terminal) == 0
         finally:
-            pam.close()
-            terminal.close()
             await admin.call("PATCH", "/v1/policy", {"push_ttl_seconds": before})
 
 
 async def test_typed_code_runs_the_shell_and_the_same_code_again_is_refused(stack: Stack) -> None:
     """A code from the authenticator app typed at the prompt approves the request; the same code
     at the next login is refused as already used, and the login with it fails."""
-    user_id = new_user_id()
-    stack.configure(users={stack.pam_user: user_id})
-    async with portal_session(stack) as (portal, _):
-        await phone(stack, portal, user_id)
-        code = await active_totp(portal, user_id)
-        first = stack.ssh_password()
-        try:
-            await password_then_prompt(first)
-            first.send(code + "\n")
-            await expect(first, r"Code accepted\. Welcome\.")
-            await expect(first, SHELL_RAN)
-            assert await finish(first) == 0
-        finally:
-            first.close()
-        again = stack.ssh_password()
-        try:
-            await password_then_prompt(again)
-            for _ in range(2):  # max_code_attempts = 2
-                again.send(code + "\n")
-                await expect(again, r"That code was already used; wait for the next one\.")
-            await expect(again, r"Too many wrong codes; login refused\.")
-            await expect(again, DENIED)
-            assert await finish(again) == 255
-            assert SHELL_RAN not in again.output
-        finally:
-            again.close()
+    async with enrolled(stack, stack.pam_user) as (portal, _):
+        code = await active_totp(portal, stack.configured_user(stack.pam_user))
+    with stack.ssh_password() as first:
+        await password_then_prompt(first)
+        first.send(code + "\n")
+        await shell_ran(first, r"Code accepted\. Welcome\.")
+    with stack.ssh_password() as again:
+        await password_then_prompt(again)
+        for _ in range(2):  # max_code_attempts = 2
+            again.send(code + "\n")
+            await expect(again, r"That code was already used; wait for the next one\.")
+        await refused(again, r"Too many wrong codes; login refused\.")
 
 
 async def test_gateway_unreachable_refuses_the_login_when_failing_closed(stack: Stack) -> None:
     """Nothing listens at the configured gateway: the login is refused (fail closed)."""
     stack.configure(url=f"http://127.0.0.1:{free_port()}")
-    term = stack.ssh_password()
-    try:
-        await expect(term, r"Password: ")
-        term.send(PASSWORD + "\n")
-        await expect(term, r"The sign-in service cannot be reached; login refused\.")
-        await expect(term, DENIED)
-        assert await finish(term) == 255
-    finally:
-        term.close()
+    await after_password(
+        stack, r"The sign-in service cannot be reached; login refused\.", allowed=False
+    )
 
 
 async def test_gateway_unreachable_lets_in_only_with_fail_open_and_logs_an_alert(
@@ -190,15 +180,7 @@ async def test_gateway_unreachable_lets_in_only_with_fail_open_and_logs_an_alert
     """With fail_mode = open the same outage lets the user in, and syslog gets an ALERT line."""
     stack.configure(url=f"http://127.0.0.1:{free_port()}", fail_mode="open")
     stack.syslog_lines()
-    term = stack.ssh_password()
-    try:
-        await expect(term, r"Password: ")
-        term.send(PASSWORD + "\n")
-        await expect(term, r"without a second factor \(fail_mode = open\)")
-        await expect(term, SHELL_RAN)
-        assert await finish(term) == 0
-    finally:
-        term.close()
+    await after_password(stack, r"without a second factor \(fail_mode = open\)", allowed=True)
     alerts = [line for line in stack.syslog_lines() if line.startswith("<81>")]  # authpriv.alert
     assert any(f"FAIL OPEN: {stack.pam_user} from 127.0.0.1" in line for line in alerts), alerts
 
@@ -206,24 +188,15 @@ async def test_gateway_unreachable_lets_in_only_with_fail_open_and_logs_an_alert
 async def test_key_the_gateway_rejects_refuses_even_with_fail_open(stack: Stack) -> None:
     """A revoked or mistyped portal key is a configuration error, never an outage: refused."""
     stack.configure(api_key="pg_live_not-a-key", fail_mode="open")
-    term = stack.ssh_password()
-    try:
-        await expect(term, r"Password: ")
-        term.send(PASSWORD + "\n")
-        await expect(term, r"The sign-in service refused this server's request \(unauthorized\)")
-        await expect(term, DENIED)
-        assert await finish(term) == 255
-    finally:
-        term.close()
+    message = r"The sign-in service refused this server's request \(unauthorized\)"
+    await after_password(stack, message, allowed=False)
 
 
 async def test_check_command_reports_the_gateway_and_a_users_factors(stack: Stack) -> None:
     """``pushgate-ssh check --user`` validates the file, reaches the gateway with the key and
     shows how that account would sign in."""
-    user_id = new_user_id()
-    stack.configure(users={stack.pam_user: user_id})
-    async with portal_session(stack) as (portal, _):
-        await phone(stack, portal, user_id)
+    async with enrolled(stack, stack.pam_user):
+        pass
     done = subprocess.run(
         [str(stack.launcher), "check", "--user", stack.pam_user],
         capture_output=True,
@@ -232,6 +205,7 @@ async def test_check_command_reports_the_gateway_and_a_users_factors(stack: Stac
         check=False,
     )
     assert done.returncode == 0, done.stderr
+    user_id = stack.configured_user(stack.pam_user)
     assert f"gateway {stack.base_url}: reachable, API key accepted" in done.stdout
     assert f"-> pushgate user {user_id}: 1 push device(s), TOTP none" in done.stdout
 
@@ -239,15 +213,8 @@ async def test_check_command_reports_the_gateway_and_a_users_factors(stack: Stac
 async def test_user_without_any_device_is_refused(stack: Stack) -> None:
     """A user with neither a phone nor an authenticator app is refused, with the reason."""
     stack.configure(users={stack.pam_user: new_user_id()})
-    term = stack.ssh_password()
-    try:
-        await expect(term, r"Password: ")
-        term.send(PASSWORD + "\n")
-        await expect(term, rf"No phone or authenticator app is set up for {stack.pam_user}")
-        await expect(term, DENIED)
-        assert await finish(term) == 255
-    finally:
-        term.close()
+    message = rf"No phone or authenticator app is set up for {stack.pam_user}"
+    await after_password(stack, message, allowed=False)
 
 
 async def test_user_the_tenant_exempts_from_mfa_signs_in_without_a_device(stack: Stack) -> None:
@@ -257,28 +224,14 @@ async def test_user_the_tenant_exempts_from_mfa_signs_in_without_a_device(stack:
     async with portal_session(stack) as (portal, _):
         put = await portal.call("PUT", f"/v1/users/{user_id}", {"mfa_required": False})
         assert put.status == 201, put.body
-    term = stack.ssh_password()
-    try:
-        await expect(term, r"Password: ")
-        term.send(PASSWORD + "\n")
-        await expect(term, SHELL_RAN)
-        assert await finish(term) == 0
-    finally:
-        term.close()
+    await after_password(stack, allowed=True)
 
 
 async def test_member_of_an_exempt_group_skips_the_second_factor(stack: Stack) -> None:
     """A member of a group named in exempt_groups signs in with the password alone."""
     with local_group("pgex", stack.pam_user) as group:
         stack.configure(users={stack.pam_user: new_user_id()}, exempt_groups=f"wheel, {group}")
-        term = stack.ssh_password()
-        try:
-            await expect(term, r"Password: ")
-            term.send(PASSWORD + "\n")
-            await expect(term, SHELL_RAN)
-            assert await finish(term) == 0
-        finally:
-            term.close()
+        await after_password(stack, allowed=True)
 
 
 @pytest.mark.parametrize(
@@ -297,27 +250,16 @@ async def test_bad_config_refuses_the_login_naming_the_key(
     else:
         stack.configure()
         os.chmod(stack.config, 0o644)
-    term = stack.ssh_password()
-    try:
-        await expect(term, r"Password: ")
-        term.send(PASSWORD + "\n")
-        await expect(term, rf"Sign-in is not set up correctly on this server \({key}\)")
-        await expect(term, DENIED)
-        assert await finish(term) == 255
-    finally:
-        term.close()
+    message = rf"Sign-in is not set up correctly on this server \({key}\)"
+    await after_password(stack, message, allowed=False)
 
 
 async def test_pamtester_on_another_service_shows_its_label_and_remote_host(stack: Stack) -> None:
     """Any PAM service can use the module: pamtester on a sudo-like service gets the number,
     the phone sees "sudo on build-01" and the PAM_RHOST, and the approval authenticates."""
-    user_id = new_user_id()
-    stack.configure(users={stack.pam_user: user_id})
-    async with portal_session(stack) as (portal, _):
-        device = await phone(stack, portal, user_id)
+    async with enrolled(stack, stack.pam_user) as (_, device):
         argv = ["pamtester", "-I", "rhost=198.51.100.7", stack.sudo_service, stack.pam_user]
-        term = Terminal([*argv, "authenticate"])
-        try:
+        with Terminal([*argv, "authenticate"]) as term:
             number = (await expect(term, NUMBER)).group(1)
             await expect(term, PROMPT)
             (request,) = await device.list_challenges()
@@ -328,14 +270,13 @@ async def test_pamtester_on_another_service_shows_its_label_and_remote_host(stac
             await expect(term, r"Approved on \"Pixel 8\"")
             await expect(term, r"pamtester: successfully authenticated")
             assert await finish(term) == 0
-        finally:
-            term.close()
 
 
-async def put_user_in_state(stack: Stack, user_id: str, state: str) -> None:
-    """Throttle (five pushes in the window), block (a fraud report) or lock (failed codes)."""
-    async with portal_session(stack) as (portal, _):
-        device = await phone(stack, portal, user_id)
+async def put_user_in_state(stack: Stack, state: str) -> None:
+    """Throttle (five pushes in the window), block (a fraud report) or lock (failed codes) the
+    PAM user's freshly mapped pushgate user."""
+    async with enrolled(stack, stack.pam_user) as (portal, device):
+        user_id = stack.configured_user(stack.pam_user)
         if state == "throttled":
             for n in range(5):
                 created = await portal.create_challenge(user_id, resource=f"web-{n}")
@@ -362,18 +303,8 @@ async def test_throttled_blocked_or_locked_user_is_refused_with_the_reason(
 ) -> None:
     """Fatigue caps, a fraud block and a lock refuse the login before any prompt, saying when
     to try again."""
-    user_id = new_user_id()
-    stack.configure(users={stack.pam_user: user_id})
-    await put_user_in_state(stack, user_id, state)
-    term = stack.ssh_password()
-    try:
-        await expect(term, r"Password: ")
-        term.send(PASSWORD + "\n")
-        await expect(term, message)
-        await expect(term, DENIED)
-        assert await finish(term) == 255
-    finally:
-        term.close()
+    await put_user_in_state(stack, state)
+    await after_password(stack, message, allowed=False)
 
 
 async def test_throttled_user_with_an_authenticator_app_signs_in_with_a_code(
@@ -381,23 +312,16 @@ async def test_throttled_user_with_an_authenticator_app_signs_in_with_a_code(
 ) -> None:
     """When no push may be sent but the user has an authenticator app, the module asks for a
     code instead, and a valid one lets the shell run."""
-    user_id = new_user_id()
-    stack.configure(users={stack.pam_user: user_id})
-    await put_user_in_state(stack, user_id, "throttled")
+    await put_user_in_state(stack, "throttled")
     async with portal_session(stack) as (portal, _):
-        code = await active_totp(portal, user_id)
-    term = stack.ssh_password()
-    try:
+        code = await active_totp(portal, stack.configured_user(stack.pam_user))
+    with stack.ssh_password() as term:
         await expect(term, r"Password: ")
         term.send(PASSWORD + "\n")
         await expect(term, r"Too many sign-in requests")
         await expect(term, r"6-digit code from your authenticator app: ")
         term.send(code + "\n")
-        await expect(term, r"Code accepted\. Welcome\.")
-        await expect(term, SHELL_RAN)
-        assert await finish(term) == 0
-    finally:
-        term.close()
+        await shell_ran(term, r"Code accepted\. Welcome\.")
 
 
 async def test_gateway_behind_tls_is_trusted_only_through_the_configured_ca_file(
@@ -405,29 +329,19 @@ async def test_gateway_behind_tls_is_trusted_only_through_the_configured_ca_file
 ) -> None:
     """Over https the module checks the gateway's certificate: with ca_file naming its CA the
     login is approved; without it (system CAs) the TLS check fails and the login is refused."""
-    user_id = new_user_id()
-    async with portal_session(stack) as (portal, _), tls_front(stack, tmp_path) as (url, ca):
-        device = await phone(stack, portal, user_id)
-        stack.configure(users={stack.pam_user: user_id}, url=url, ca_file=ca)
-        term = stack.ssh_password()
-        try:
+    async with enrolled(stack, stack.pam_user) as (_, device), tls_front(stack, tmp_path) as tls:
+        url, ca = tls
+        users = {stack.pam_user: stack.configured_user(stack.pam_user)}
+        stack.configure(users=users, url=url, ca_file=ca)
+        with stack.ssh_password() as term:
             number = await password_then_prompt(term)
             (request,) = await device.list_challenges()
             await device.respond(request["id"], "approve", number=number)
             term.send("\n")
-            await expect(term, SHELL_RAN)
-            assert await finish(term) == 0
-        finally:
-            term.close()
-        stack.configure(users={stack.pam_user: user_id}, url=url)
+            await shell_ran(term)
+        stack.configure(users=users, url=url)
         stack.syslog_lines()
-        term = stack.ssh_password()
-        try:
-            await expect(term, r"Password: ")
-            term.send(PASSWORD + "\n")
-            await expect(term, r"The sign-in service cannot be reached; login refused\.")
-            assert await finish(term) == 255
-        finally:
-            term.close()
+        message = r"The sign-in service cannot be reached; login refused\."
+        await after_password(stack, message, allowed=False)
     logged = stack.syslog_lines()
     assert any("TLS certificate not trusted" in line for line in logged), logged
