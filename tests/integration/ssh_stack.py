@@ -53,7 +53,6 @@ from tests.portal import Portal
 
 REPO = Path(__file__).resolve().parents[2]
 HOST = "build-01"
-PASSWORD = "Correct-horse-7"
 PROMPT = r"press Enter \(or type a 6-digit code\): "
 NUMBER = r"enter (\d+) in the app"
 
@@ -77,6 +76,7 @@ class Stack:
     sshd: SshServer
     syslog: socket.socket
     workdir: Path
+    password: str = field(repr=False, default="")
     users: dict[str, str] = field(default_factory=dict)
 
     def configure(self, users: dict[str, str] | None = None, **values: object) -> None:
@@ -190,8 +190,9 @@ def ssh_stack(redis_server: EmbeddedRedis, workdir: Path) -> Iterator[Stack]:
                 await start_worker(started, session, env, workdir, "worker")
 
         asyncio.run(boot())
-        # ForceCommand users run the installed command, so its directory must be traversable.
-        prefix = Path(tempfile.mkdtemp(prefix="pushgate-ssh-"))
+        # ForceCommand users run the installed command, so its directory must be traversable;
+        # under /run (root's, not writable by users) a stale sudoers rule could never be abused.
+        prefix = Path(tempfile.mkdtemp(prefix="pushgate-ssh-test-", dir="/run"))
         stack.callback(shutil.rmtree, prefix, ignore_errors=True)
         os.chmod(prefix, 0o755)  # noqa: S103 (read and run by the ForceCommand user)
         sudoers = Path(f"/etc/sudoers.d/pushgate-test-{tag}")
@@ -215,7 +216,8 @@ def ssh_stack(redis_server: EmbeddedRedis, workdir: Path) -> Iterator[Stack]:
                 "account required pam_permit.so\n",
             )
         )
-        pam_user = stack.enter_context(local_user("pgpam", PASSWORD))
+        password = secrets.token_urlsafe(18)  # a leftover account after a crash stays unusable
+        pam_user = stack.enter_context(local_user("pgpam", password))
         key_user = stack.enter_context(local_user("pgkey"))
         key_file, public_key = client_key(workdir)
         authorize_key(key_user, public_key)
@@ -241,6 +243,7 @@ def ssh_stack(redis_server: EmbeddedRedis, workdir: Path) -> Iterator[Stack]:
             sshd=sshd,
             syslog=syslog,
             workdir=workdir,
+            password=password,
         )
 
 

@@ -13,7 +13,6 @@ from pushgate.embedded import EmbeddedRedis, free_port
 from tests.integration.ssh_stack import (
     HOST,
     NUMBER,
-    PASSWORD,
     PROMPT,
     Stack,
     active_totp,
@@ -41,10 +40,10 @@ def stack(redis_server: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory)
         yield running
 
 
-async def password_then_prompt(term: Terminal) -> str:
+async def password_then_prompt(stack: Stack, term: Terminal) -> str:
     """Answer the password prompt; returns the number pushgate shows next."""
     await expect(term, r"Password: ")
-    term.send(PASSWORD + "\n")
+    term.send(stack.password + "\n")
     number = (await expect(term, NUMBER)).group(1)
     await expect(term, PROMPT)
     return number
@@ -71,7 +70,7 @@ async def after_password(stack: Stack, *lines: str, allowed: bool) -> None:
     """Log in with the password alone and check what follows (no request is shown)."""
     with stack.ssh_password() as term:
         await expect(term, r"Password: ")
-        term.send(PASSWORD + "\n")
+        term.send(stack.password + "\n")
         await (shell_ran if allowed else refused)(term, *lines)
 
 
@@ -83,7 +82,7 @@ async def test_push_approved_runs_the_shell_for_the_user_of_the_same_name(stack:
         device = await phone(stack, portal, stack.pam_user)
         async with device.websocket() as channel:
             with stack.ssh_password() as term:
-                number = await password_then_prompt(term)
+                number = await password_then_prompt(stack, term)
                 request = await next_request(channel)
                 assert request["app_name"] == f"SSH on {HOST}"
                 assert request["context"]["ip"] == "127.0.0.1"
@@ -110,7 +109,7 @@ async def test_phone_refusal_after_enter_refuses_the_login(
     is refused with a one-line reason and no shell runs."""
     async with enrolled(stack, stack.pam_user) as (_, device):
         with stack.ssh_password() as term:
-            number = await password_then_prompt(term)
+            number = await password_then_prompt(stack, term)
             term.send("\n")
             (request,) = await device.list_challenges()
             chosen = str((int(number) + 1) % 100).zfill(len(number)) if wrong_number else number
@@ -133,7 +132,7 @@ async def test_request_expiry_refuses_the_pam_login_and_the_terminal_offers_a_ne
         assert changed.status == 200, changed.body
         try:
             with stack.ssh_password() as pam, stack.ssh_key("echo COMMAND-RAN") as terminal:
-                await password_then_prompt(pam)
+                await password_then_prompt(stack, pam)
                 pam.send("\n")
                 await expect(terminal, NUMBER)
                 await expect(pam, r"No answer within 15 s; login refused\.", timeout=40)
@@ -155,11 +154,11 @@ async def test_typed_code_runs_the_shell_and_the_same_code_again_is_refused(stac
     async with enrolled(stack, stack.pam_user) as (portal, _):
         code = await active_totp(portal, stack.configured_user(stack.pam_user))
     with stack.ssh_password() as first:
-        await password_then_prompt(first)
+        await password_then_prompt(stack, first)
         first.send(code + "\n")
         await shell_ran(first, r"Code accepted\. Welcome\.")
     with stack.ssh_password() as again:
-        await password_then_prompt(again)
+        await password_then_prompt(stack, again)
         for _ in range(2):  # max_code_attempts = 2
             again.send(code + "\n")
             await expect(again, r"That code was already used; wait for the next one\.")
@@ -317,7 +316,7 @@ async def test_throttled_user_with_an_authenticator_app_signs_in_with_a_code(
         code = await active_totp(portal, stack.configured_user(stack.pam_user))
     with stack.ssh_password() as term:
         await expect(term, r"Password: ")
-        term.send(PASSWORD + "\n")
+        term.send(stack.password + "\n")
         await expect(term, r"Too many sign-in requests")
         await expect(term, r"6-digit code from your authenticator app: ")
         term.send(code + "\n")
@@ -334,7 +333,7 @@ async def test_gateway_behind_tls_is_trusted_only_through_the_configured_ca_file
         users = {stack.pam_user: stack.configured_user(stack.pam_user)}
         stack.configure(users=users, url=url, ca_file=ca)
         with stack.ssh_password() as term:
-            number = await password_then_prompt(term)
+            number = await password_then_prompt(stack, term)
             (request,) = await device.list_challenges()
             await device.respond(request["id"], "approve", number=number)
             term.send("\n")
