@@ -18,7 +18,8 @@ from . import messages as say
 from .authlog import Syslog
 from .client import Gateway
 from .config import DEFAULT_CONFIG, ConfigError, load_config
-from .dialogue import Dialogue, Ended, HungUp, Login, Reply, Typed, Waiting
+from .conversation import Ended, HungUp, Reply, Typed, Waiting
+from .dialogue import Dialogue, Login
 
 #: friendly names of common PAM services, shown on the phone as "SSH on build-01"
 SERVICE_LABELS = {"sshd": "SSH", "sudo": "sudo", "login": "console", "su": "su"}

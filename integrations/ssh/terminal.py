@@ -16,9 +16,7 @@ from typing import TextIO
 
 from . import messages as say
 from .client import GatewayUnreachable, PendingCall
-from .dialogue import Ended, HungUp, Reply, Typed, Waiting
-
-_RETRY_SECONDS = 1.0
+from .conversation import RETRY_SECONDS, Ended, HungUp, Reply, Typed, Waiting
 
 
 class StreamConversation:
@@ -97,7 +95,7 @@ class TerminalConversation(StreamConversation):
                     try:
                         call = waiting.start()
                     except GatewayUnreachable as exc:
-                        failure, retry_at = exc, time.monotonic() + _RETRY_SECONDS
+                        failure, retry_at = exc, time.monotonic() + RETRY_SECONDS
                 pause = waiting.seconds_left()
                 if call is None:
                     pause = min(pause, max(0.0, retry_at - time.monotonic()))
@@ -108,7 +106,7 @@ class TerminalConversation(StreamConversation):
                     try:
                         view = waiting.finish(pending)
                     except GatewayUnreachable as exc:
-                        failure, retry_at = exc, time.monotonic() + _RETRY_SECONDS
+                        failure, retry_at = exc, time.monotonic() + RETRY_SECONDS
                         continue
                     failure = None
                     if view is not None:
