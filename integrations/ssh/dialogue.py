@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import calendar
 import grp
+import ipaddress
 import os
 import pwd
 import re
@@ -61,6 +62,17 @@ def exempt_group(user: str, groups: tuple[str, ...]) -> str | None:
         if name in groups:
             return name
     return None
+
+
+def request_context(remote_host: str | None) -> dict[str, str]:
+    """``context`` of the challenge: the client's address as ``ip``; a name (sshd with
+    ``UseDNS yes`` puts one in ``PAM_RHOST``) goes to ``location`` so the phone still shows it."""
+    if not remote_host:
+        return {}
+    try:
+        return {"ip": str(ipaddress.ip_address(remote_host.split("%")[0]))}
+    except ValueError:
+        return {"location": remote_host[:200]}
 
 
 def _ttl(view: dict[str, Any]) -> int:
@@ -129,7 +141,7 @@ class Dialogue:
                     f"{self.config.resource_for(self.login.service, self.login.local_user)}"
                     f":{secrets.token_hex(4)}",
                     self.config.app_name_for(self.login.service, self.login.local_user),
-                    {"ip": self.login.remote_ip} if self.login.remote_ip else {},
+                    request_context(self.login.remote_ip),
                 )
             except GatewayUnreachable as exc:
                 if sent == 1:
