@@ -46,7 +46,7 @@ class SshConfig:
     ca_file: str | None = None
     fail_mode: str = "closed"
     http_timeout_seconds: int = 10
-    answer_timeout_seconds: int = 120
+    answer_timeout_seconds: int = 90
     max_code_attempts: int = 3
     max_requests: int = 3
     exempt_groups: tuple[str, ...] = ()

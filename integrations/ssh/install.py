@@ -36,7 +36,7 @@ api_key =
 # closed: refuse logins when the gateway cannot be reached; open: let them in (logged loudly)
 fail_mode = closed
 # http_timeout_seconds = 10
-# answer_timeout_seconds = 120
+# answer_timeout_seconds = 90
 # max_code_attempts = 3
 # max_requests = 3
 # exempt_groups = breakglass

@@ -39,7 +39,7 @@ def test_minimal_file_gets_closed_fail_mode_and_the_documented_defaults(tmp_path
         url="https://pushgate.example.com", api_key=KEY, path=str(tmp_path / "ssh.conf")
     )
     assert not config.fail_open
-    assert config.http_timeout_seconds == 10 and config.answer_timeout_seconds == 120
+    assert config.http_timeout_seconds == 10 and config.answer_timeout_seconds == 90
     assert config.user_id_for("alice") == "alice"
 
 
@@ -49,7 +49,7 @@ def test_every_key_is_read(tmp_path: Path) -> None:
     ca.write_text("-----BEGIN CERTIFICATE-----\n")
     extra = (
         f"ca_file = {ca}\nfail_mode = OPEN\nhttp_timeout_seconds = 5\n"
-        "answer_timeout_seconds = 90\nmax_code_attempts = 4\nmax_requests = 2\n"
+        "answer_timeout_seconds = 75\nmax_code_attempts = 4\nmax_requests = 2\n"
         "exempt_groups = breakglass, ci ,\nhostname = build-01\napp_name = Login to {host}\n"
         "resource = ssh-{host}\ndefault_user_id = {user}@corp.example\n"
         "syslog_socket = /run/log.sock\n"
@@ -57,7 +57,7 @@ def test_every_key_is_read(tmp_path: Path) -> None:
     config = load_config(config_with(tmp_path, extra, "Alice = alice.smith\nroot = ops"))
     assert config.ca_file == str(ca)
     assert config.fail_open
-    assert (config.http_timeout_seconds, config.answer_timeout_seconds) == (5, 90)
+    assert (config.http_timeout_seconds, config.answer_timeout_seconds) == (5, 75)
     assert (config.max_code_attempts, config.max_requests) == (4, 2)
     assert config.exempt_groups == ("breakglass", "ci")
     assert config.app_name_for("SSH", "bob") == "Login to build-01"
