@@ -18,7 +18,8 @@ _LINE = re.compile(rb'^\+[\d.]+ \[\d+ ([^\]]+)\] "([^"]+)"')
 async def counting(port: int) -> AsyncIterator[dict[str, int]]:
     """Yield a dict that fills with {command: count} until the block ends."""
     counts: dict[str, int] = {}
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    # A script call that relays a batch of audit events is one long MONITOR line.
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=2**24)
     writer.write(b"MONITOR\r\n")
     await writer.drain()
     if not (await reader.readline()).startswith(b"+OK"):

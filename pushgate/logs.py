@@ -13,6 +13,10 @@ import structlog
 
 REDACTED = "[redacted]"
 
+#: Libraries that log every HTTP request at INFO (firebase-admin's FCM client sends through
+#: httpx): the worker's own line per push says more, so theirs start at WARNING.
+QUIET_LIBRARIES = ("httpx", "httpcore")
+
 _SECRET_NAMES = re.compile(
     r"(secret|token|password|authorization|api_key|apikey|code|codes|assertion|credential|"
     r"number|otpauth|private|key_pem|cookie)",
@@ -109,6 +113,8 @@ def configure_logging(level: str = "info", fmt: str = "json", stream: TextIO | N
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(threshold)
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(max(threshold, logging.WARNING))
 
 
 def get_logger(name: str) -> Any:
