@@ -11,6 +11,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from approvals.ids import shard_for
 from approvals.store import keys
+from approvals.store.batching import ScriptBatcher
 from approvals.store.scripts import Scripts
 
 
@@ -32,6 +33,7 @@ class Backend:
 
     redis: Any
     scripts: Scripts
+    batched: ScriptBatcher  # script calls of one loop turn in one pipeline (hot paths)
     url: str
     shards: int
     cluster: bool = False
@@ -80,6 +82,7 @@ def connect(
     return Backend(
         redis=client,
         scripts=Scripts.register(client, cluster=cluster),
+        batched=ScriptBatcher(client, enabled=not cluster),
         url=url,
         shards=shards,
         cluster=cluster,

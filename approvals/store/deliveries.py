@@ -151,14 +151,15 @@ class DeliveryStore:
         """Drop the job if the challenge ended, tell the in-app channel once, claim first
         attempts (one script)."""
         uk = self._b.user_keys(job.tenant, job.user_id)
-        reply = await self._b.scripts.delivery_begin(
-            keys=[
+        reply = await self._b.batched(
+            self._b.scripts.delivery_begin,
+            [
                 keys.challenge(uk.shard, job.challenge_id),
                 uk.active_devices,
                 job.stream,
                 keys.outbox(uk.shard),
             ],
-            args=[
+            [
                 now_ms,
                 owner,
                 attempt_ms,
@@ -179,9 +180,10 @@ class DeliveryStore:
     ) -> Plan:
         """Claim follow-ups for the devices that may show the prompt (one script)."""
         uk = self._b.user_keys(job.tenant, job.user_id)
-        reply = await self._b.scripts.ending_begin(
-            keys=[keys.challenge(uk.shard, job.challenge_id), uk.active_devices, job.stream],
-            args=[
+        reply = await self._b.batched(
+            self._b.scripts.ending_begin,
+            [keys.challenge(uk.shard, job.challenge_id), uk.active_devices, job.stream],
+            [
                 now_ms,
                 owner,
                 attempt_ms,
@@ -206,9 +208,10 @@ class DeliveryStore:
         now_ms: int,
     ) -> str:
         """Right before a retry: ``go`` (claimed) or why not (ended, expired, done, busy)."""
-        reply = await self._b.scripts.delivery_gate(
-            keys=[keys.challenge(self._shard(job), job.challenge_id)],
-            args=[now_ms, owner, attempt_ms, f"{phase}:{device_id}", min_left_ms],
+        reply = await self._b.batched(
+            self._b.scripts.delivery_gate,
+            [keys.challenge(self._shard(job), job.challenge_id)],
+            [now_ms, owner, attempt_ms, f"{phase}:{device_id}", min_left_ms],
         )
         return str(reply)
 
@@ -226,9 +229,10 @@ class DeliveryStore:
     ) -> None:
         """Record an attempt's outcome; ``last`` also acknowledges the job (one script)."""
         shard = self._shard(job)
-        await self._b.scripts.delivery_settle(
-            keys=[keys.challenge(shard, job.challenge_id), job.stream, keys.outbox(shard)],
-            args=[
+        await self._b.batched(
+            self._b.scripts.delivery_settle,
+            [keys.challenge(shard, job.challenge_id), job.stream, keys.outbox(shard)],
+            [
                 now_ms,
                 owner,
                 f"{phase}:{device_id}",
