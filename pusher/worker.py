@@ -38,6 +38,7 @@ RECLAIM_IDLE_MS = 30_000
 LOOP_RETRY_FIRST = 0.02  # a loop that lost Redis tries again after this long, doubling
 LOOP_RETRY_CAP = 0.25  # ... up to this, so a restarted Redis is used again at once
 READY_TIMEOUT = 1.0  # seconds the readiness check waits for Redis's PING
+LOOPS_STOP_SECONDS = 3.0  # loops end their Redis call in progress (a blocking read: ≤ 1 s)
 
 __all__ = ["JOBS_GROUP", "RELAY_GROUP", "Worker"]
 
@@ -130,11 +131,15 @@ class Worker:
         """Stop reading, let in-flight sends finish (up to ``grace``), close everything.
         Unacknowledged jobs stay pending and are reclaimed by another worker."""
         self._stopping.set()
-        for loop in self._loops:
-            loop.cancel()
-        for loop in self._loops:
-            with contextlib.suppress(asyncio.CancelledError):
-                await loop
+        # Loops see the flag and leave between Redis calls; cancelling one in the middle of a
+        # call can leave redis-py's connection half set up, so that is only the fallback.
+        if self._loops:
+            _, stuck = await asyncio.wait(self._loops, timeout=LOOPS_STOP_SECONDS)
+            for loop in stuck:
+                loop.cancel()
+            for ended in await asyncio.gather(*self._loops, return_exceptions=True):
+                if isinstance(ended, Exception):
+                    log.info("worker_loop_ended_with_error", error=repr(ended))
         if self._tasks:
             _, still = await asyncio.wait(self._tasks, timeout=grace)
             for task in still:
@@ -163,6 +168,12 @@ class Worker:
         except (RedisError, OSError, TimeoutError):
             return False
 
+    async def _pause(self, seconds: float) -> bool:
+        """Sleep, but return as soon as the worker is stopping; True while it is not."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+        return not self._stopping.is_set()
+
     async def _guarded(self, loop: Callable[[], Awaitable[None]]) -> None:
         """Run a loop forever; Redis outages pause it, they never kill the worker, and it
         runs again within ``LOOP_RETRY_CAP`` of Redis answering again."""
@@ -174,7 +185,7 @@ class Worker:
             except (RedisError, OSError) as exc:
                 if delay == LOOP_RETRY_FIRST:
                     log.warning("worker_backend_error", loop=loop.__name__, error=str(exc))
-                await asyncio.sleep(delay)
+                await self._pause(delay)
                 delay = min(delay * 2, LOOP_RETRY_CAP)
 
     async def _ensure_groups(self, stream_of: Callable[[int], str], group: str) -> None:
@@ -232,8 +243,7 @@ class Worker:
     async def _keep_claims(self) -> None:
         """Reset the idle time of jobs still being delivered (long retries), so a healthy
         worker's jobs are never taken over and sent twice; a dead worker's jobs age."""
-        while not self._stopping.is_set():
-            await asyncio.sleep(max(0.1, self.reclaim_idle_ms / 3000))
+        while await self._pause(max(0.1, self.reclaim_idle_ms / 3000)):
             for stream, entry_ids in list(self._in_flight.items()):
                 if entry_ids:
                     await self.redis.xclaim(
@@ -243,8 +253,7 @@ class Worker:
     async def _reclaim_jobs(self) -> None:
         """Take over jobs and audit events another (dead) worker read but never acknowledged."""
         interval = max(0.2, self.reclaim_idle_ms / 2000)
-        while not self._stopping.is_set():
-            await asyncio.sleep(interval)
+        while await self._pause(interval):
             for shard in range(self.backend.shards):
                 stream = keys.jobs(shard)
                 for entry_id, fields in await self._reclaim(stream, JOBS_GROUP):
@@ -284,7 +293,7 @@ class Worker:
                         self.metrics.expired.inc()
                     elif outcome.result != "pending":
                         await self.challenges.drop_from_expiry(shard, challenge_id)
-            await asyncio.sleep(self.sweep_interval)
+            await self._pause(self.sweep_interval)
 
     async def _relay_events(self) -> None:
         """Copy audit events to the tenants' streams: one pipeline and one XACK per batch."""
@@ -322,4 +331,4 @@ class Worker:
                         pending += int(group.get("pending") or 0)
             self.metrics.queue_lag.set(lag)
             self.metrics.queue_pending.set(pending)
-            await asyncio.sleep(5)
+            await self._pause(5)
