@@ -231,30 +231,34 @@ async def metric_at_least(s: Stack, port: int, sample: str, value: float) -> boo
 async def test_worker_is_unready_while_redis_is_down_and_delivers_again_once_it_is_back(
     tmp_path: Path,
 ) -> None:
-    """Redis killed (-9) while a send is in flight and restarted on the same port: the worker's
-    /readyz answers 503 meanwhile and 200 after; the in-flight job is recorded and acknowledged
-    without waiting for the reclaim time, and a challenge created after the restart is
-    delivered, each prompt exactly once."""
+    """Redis killed (-9) while five sends are in flight and restarted on the same port: the
+    worker's /readyz answers 503 meanwhile and 200 after; the jobs in flight are recorded and
+    acknowledged without waiting for the reclaim time, challenges created after the restart are
+    delivered, and every prompt reaches its phone exactly once."""
     with EmbeddedRedis(extra_args=("--appendfsync", "always")) as redis_server:
         async with stack(redis_server.url, tmp_path) as s:
-            await s.phone("erin", "apns", IPHONE)
+            phones = {f"erin{i}": f"{i:02x}" * 32 for i in range(5)}
+            for user, token in phones.items():
+                await s.phone(user, "apns", token)
             _, port = await s.worker("worker", worker_reclaim_idle_ms=600_000)
-            first = (await s.portal.create_challenge("erin", resource="vpn")).body
-            await until_accepted(s.apns, IPHONE, "prompt")
             await s.apns.faults(latency=1.5)
-            second = (await s.portal.create_challenge("erin", resource="wiki")).body
+            before = [(await s.portal.create_challenge(u, resource="vpn")).body for u in phones]
 
             async def in_flight() -> bool:
-                return await s.apns.in_progress() == 1
+                return await s.apns.in_progress() == len(phones)
 
-            await wait_until(in_flight, "the second prompt in flight", 10)
+            await wait_until(in_flight, "five prompts in flight", 10)
             redis_server.kill()
 
             async def unready() -> bool:
                 return await s.ready(port) == 503
 
             await wait_until(unready, "the worker's /readyz to answer 503", 10)
-            await until_accepted(s.apns, IPHONE, "prompt", 2)  # accepted while Redis is down
+
+            async def accepted_while_down() -> bool:
+                return len(await s.apns.accepted()) == len(phones)
+
+            await wait_until(accepted_while_down, "the prompts in flight accepted", 10)
             await s.apns.heal()
             redis_server.start()
             back_at = time.monotonic()
@@ -265,12 +269,15 @@ async def test_worker_is_unready_while_redis_is_down_and_delivers_again_once_it_
             await wait_until(ready, "the worker's /readyz to answer 200", 10)
             await s.until_jobs_done(timeout=10)
             settled_after = time.monotonic() - back_at
-            third = await create_when_reachable(s, "erin", "mail")
-            await until_accepted(s.apns, IPHONE, "prompt", 3)
+            after = [await create_when_reachable(s, u, "mail") for u in phones]
+            await until_accepted(s.apns, phones["erin4"], "prompt", 2)
+            await s.until_jobs_done(timeout=10)
             prompts = copies(await s.apns.accepted(), "prompt")
-            assert prompts == Counter({(c["id"], IPHONE): 1 for c in (first, second, third)}), (
-                prompts
+            tokens = [phones[c["user_id"]] for c in before + after]
+            expected = Counter(
+                {(c["id"], t): 1 for c, t in zip(before + after, tokens, strict=True)}
             )
+            assert prompts == expected, prompts
             assert settled_after < 10, settled_after
 
 
