@@ -70,7 +70,7 @@ async def test_reclaimed_jobs_reach_each_phone_once_after_a_worker_is_killed(
     """kill -9 of a worker holding 20 unacknowledged jobs whose sends hang at a slow provider:
     a second worker reclaims them and each prompt reaches each phone (APNs, FCM and in-app)
     exactly once, none missing."""
-    async with stack(redis_url, tmp_path, push_timeout_seconds=4) as s:
+    async with stack(redis_url, tmp_path) as s:
         users = [f"user{i}" for i in range(10)]
         in_app: dict[str, list[dict[str, Any]]] = {}
         readers = []
@@ -99,7 +99,8 @@ async def test_reclaimed_jobs_reach_each_phone_once_after_a_worker_is_killed(
         await s.apns.heal()
         await s.fcm.heal()
         await s.worker("worker-b", worker_reclaim_idle_ms=500)
-        await s.until_jobs_done()
+        # worker-a's attempts were in flight: their claims must lapse (push timeout + 1 s)
+        await s.until_jobs_done(timeout=60)
 
         apns, fcm = await s.apns.accepted(), await s.fcm.accepted()
         tokens = {
@@ -151,7 +152,7 @@ async def test_provider_back_after_a_deny_gets_only_the_follow_up(
         await s.phone("bob", "apns", IPHONE)
         android = await s.phone("bob", "fcm", ANDROID)
         _, port = await s.worker("worker")
-        await s.apns.outage(2.0)
+        await s.apns.outage(6.0)  # long enough for the deny to come while APNs is down
         await asyncio.sleep(0.2)  # the outage starts 50 ms after the control call answered
         created = (await s.portal.create_challenge("bob")).body
         await until_accepted(s.fcm, ANDROID, "prompt")
@@ -180,9 +181,9 @@ async def test_providers_failing_past_the_deadline_never_deliver_a_late_prompt(
         patched = await s.portal.call("PATCH", "/v1/policy", {"push_ttl_seconds": TTL_SECONDS})
         assert patched.status == 200
         await s.fcm.faults(tokens={ANDROID: {"status": 503, "reason": "UNAVAILABLE"}})
-        await s.apns.outage(TTL_SECONDS + 2.0)
-        await asyncio.sleep(0.2)
         await s.worker("worker")
+        await s.apns.outage(TTL_SECONDS + 5.0)
+        await asyncio.sleep(0.2)  # the outage starts 50 ms after the control call answered
         created = (await s.portal.create_challenge("carol")).body
         expires_at = epoch(created["expires_at"])
         await asyncio.sleep(max(0.0, expires_at - time.time()) + 0.5)
