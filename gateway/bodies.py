@@ -145,11 +145,27 @@ def validation_problem(exc: ValidationError) -> ProblemError:
     return ProblemError("invalid_request", f"invalid fields: {names}", errors=errors)
 
 
+#: methods that replace or change a record: an empty body is an error, never "all defaults"
+_BODY_REQUIRED = frozenset({"PUT", "PATCH"})
+
+
+async def _raw_body(request: web.Request) -> bytes:
+    """The body, ``{}`` when a POST or DELETE sends none; a PUT or PATCH without one is a 422."""
+    raw = await request.read()
+    if raw.strip():
+        return raw
+    if request.method in _BODY_REQUIRED:
+        raise ProblemError(
+            "invalid_request",
+            f"a {request.method} needs a JSON body; send {{}} to mean all defaults",
+            errors=[{"field": "body", "message": "a JSON object is required"}],
+        )
+    return b"{}"
+
+
 async def read_body(request: web.Request, model: type[Body]) -> Body:
     """Parse and validate the JSON body, or raise a problem (422, or 413 when too large)."""
-    raw = await request.read()
-    if not raw.strip():
-        raw = b"{}"
+    raw = await _raw_body(request)
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
@@ -158,8 +174,8 @@ async def read_body(request: web.Request, model: type[Body]) -> Body:
 
 async def read_json_object(request: web.Request) -> dict[str, Any]:
     """The body as a JSON object (any keys), or a 422 problem for anything else."""
-    raw = await request.read()
+    raw = await _raw_body(request)
     try:
-        return _JSON_OBJECT.validate_json(raw.strip() or b"{}")
+        return _JSON_OBJECT.validate_json(raw)
     except ValidationError as exc:
         raise validation_problem(exc) from None
