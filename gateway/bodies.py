@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Self, TypeVar
-from urllib.parse import urlsplit
 
 from aiohttp import web
 from pydantic import (
@@ -13,11 +12,13 @@ from pydantic import (
     StringConstraints,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from approvals.events import ALL_EVENTS, EVENT_TYPES
+from approvals.webhook_targets import check_url
 from gateway.problems import ProblemError
 
 MAX_BODY_BYTES = 64 * 1024
@@ -109,12 +110,9 @@ class PutWebhook(Strict):
 
     @field_validator("url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an absolute http:// or https:// URL")
-        if parts.username or parts.password or parts.fragment:
-            raise ValueError("must not carry credentials or a fragment")
+    def _http_url(cls, value: str, info: ValidationInfo) -> str:
+        allowed = (info.context or {}).get("webhook_allow", ())
+        check_url(value, allowed)  # TargetRefused is a ValueError: 422 naming "url"
         return value
 
     @field_validator("events")
@@ -163,11 +161,13 @@ async def _raw_body(request: web.Request) -> bytes:
     return b"{}"
 
 
-async def read_body(request: web.Request, model: type[Body]) -> Body:
+async def read_body(
+    request: web.Request, model: type[Body], context: dict[str, Any] | None = None
+) -> Body:
     """Parse and validate the JSON body, or raise a problem (422, or 413 when too large)."""
     raw = await _raw_body(request)
     try:
-        return model.model_validate_json(raw)
+        return model.model_validate_json(raw, context=context)
     except ValidationError as exc:
         raise validation_problem(exc) from None
 

@@ -30,11 +30,13 @@ def stop_on_signals(stop: asyncio.Event) -> None:
 
 
 def _worker(settings: Settings) -> Worker:
-    return Worker(
+    worker = Worker(
         settings,
         providers=build_providers(settings),
         reclaim_idle_ms=settings.worker_reclaim_idle_ms,
     )
+    worker.webhooks.allowed_networks = settings.webhook_allowed_networks
+    return worker
 
 
 def drain_notice_seconds(drain_seconds: float) -> float:

@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from approvals.webhook_targets import Network, parse_networks
+
 
 class SettingsError(ValueError):
     """Settings failed validation; the message names every bad variable."""
@@ -44,6 +46,7 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
     trusted_proxies: str = ""
+    webhook_allow_networks: str = ""
     shards: int = Field(16, ge=1, le=4096)
     drain_seconds: float = Field(20.0, ge=0, le=600)
     worker_metrics_port: int = Field(9091, ge=0, le=65535)
@@ -77,17 +80,10 @@ class Settings(BaseSettings):
             raise ValueError(f"must be base64 of 32 bytes, got {len(raw)} bytes")
         return value
 
-    @field_validator("trusted_proxies")
+    @field_validator("trusted_proxies", "webhook_allow_networks")
     @classmethod
-    def _proxies_parse(cls, value: str) -> str:
-        import ipaddress
-
-        for entry in (p.strip() for p in value.split(",")):
-            if entry:
-                try:
-                    ipaddress.ip_network(entry, strict=False)
-                except ValueError:
-                    raise ValueError(f"{entry!r} is not an address or CIDR") from None
+    def _networks_parse(cls, value: str) -> str:
+        parse_networks(value)
         return value
 
     @model_validator(mode="after")
@@ -110,6 +106,11 @@ class Settings(BaseSettings):
         """Accepted WebAuthn origins; defaults to the public URL."""
         items = [o.strip() for o in self.webauthn_origins.split(",") if o.strip()]
         return items or [self.public_url]
+
+    @property
+    def webhook_allowed_networks(self) -> tuple[Network, ...]:
+        """Networks webhooks may reach although they are not public (empty by default)."""
+        return parse_networks(self.webhook_allow_networks)
 
     @property
     def trusted_proxy_list(self) -> list[str]:

@@ -148,6 +148,11 @@ def webhook_tries(tenant_id: str) -> str:
     return f"{_events_base(tenant_id)}:webhook_tries"
 
 
+def webhook_last_error(tenant_id: str) -> str:
+    """The latest failed delivery of the tenant's webhook (event id, reason, time)."""
+    return f"{_events_base(tenant_id)}:webhook_last_error"
+
+
 def webhook_since(tenant_id: str) -> str:
     """Event id -> when it was queued (epoch ms); retries stop 24 h later."""
     return f"{_events_base(tenant_id)}:webhook_since"
