@@ -126,6 +126,16 @@ class EmbeddedRedis:
         if process.stderr is not None:
             process.stderr.close()
 
+    def kill(self) -> None:
+        """Kill the server at once (SIGKILL, no shutdown save), as a crash would."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        process.kill()
+        process.wait()
+        if process.stderr is not None:
+            process.stderr.close()
+
     def close(self) -> None:
         """Stop the server and delete its data directory."""
         self.stop()
