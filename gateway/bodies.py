@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any, Literal, Self, TypeVar
 
 from aiohttp import web
@@ -20,6 +21,7 @@ from pydantic import (
 from approvals.events import ALL_EVENTS, EVENT_TYPES
 from approvals.webhook_targets import check_url
 from gateway.problems import ProblemError
+from gateway.services import SERVICES
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -148,8 +150,18 @@ _BODY_REQUIRED = frozenset({"PUT", "PATCH"})
 
 
 async def _raw_body(request: web.Request) -> bytes:
-    """The body, ``{}`` when a POST or DELETE sends none; a PUT or PATCH without one is a 422."""
-    raw = await request.read()
+    """The body, ``{}`` when a POST or DELETE sends none; a PUT or PATCH without one is a 422.
+    A body that does not arrive within the request timeout is a 408 and the connection ends."""
+    try:
+        async with asyncio.timeout(request.app[SERVICES].settings.http_request_timeout_seconds):
+            raw = await request.read()
+    except TimeoutError:
+        raise ProblemError(
+            "invalid_request",
+            "the request body did not arrive in time",
+            status=408,
+            headers={"Connection": "close"},
+        ) from None
     if raw.strip():
         return raw
     if request.method in _BODY_REQUIRED:

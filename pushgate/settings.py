@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     worker_reclaim_idle_ms: int = Field(30_000, ge=100, le=3_600_000)
     push_timeout_seconds: float = Field(10.0, gt=0, le=60)
     events_maxlen: int = Field(100_000, ge=1000)
+    http_request_timeout_seconds: float = Field(10.0, gt=0, le=300)
+    http_keepalive_timeout_seconds: float = Field(75.0, gt=0, le=3600)
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod
