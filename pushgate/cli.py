@@ -13,6 +13,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from pushgate.logs import configure_logging
+from pushgate.preflight import problems
 from pushgate.settings import Settings, SettingsError, load_settings
 
 
@@ -36,15 +37,11 @@ def _settings(**overrides: Any) -> Settings:
     return load_settings(**{k: v for k, v in overrides.items() if v is not None})
 
 
-def _require_secret(settings: Settings) -> None:
-    if settings.secret_key is None:
-        raise SettingsError(
-            "PUSHGATE_SECRET_KEY is required (base64 of 32 random bytes), e.g.\n"
-            "  export PUSHGATE_SECRET_KEY=$(python -c 'import os,base64;"
-            "print(base64.b64encode(os.urandom(32)).decode())')"
-        )
-    if settings.redis_url is None:
-        raise SettingsError("PUSHGATE_REDIS_URL is required (redis:// or rediss://)")
+def _preflight(settings: Settings) -> None:
+    """Refuse to go on when serve or worker could not run, naming every bad variable."""
+    found = problems(settings)
+    if found:
+        raise SettingsError("cannot start:\n  " + "\n  ".join(found))
 
 
 async def _with_tenants(
@@ -107,7 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     key_create.add_argument("--role", choices=["portal", "admin"], required=True)
     key_revoke = apikey.add_parser("revoke", help="revoke an API key by its id")
     key_revoke.add_argument("key_id")
-    sub.add_parser("check", help="validate settings and reach Redis")
+    sub.add_parser("check", help="check everything serve and worker need (settings, files, Redis)")
     return parser
 
 
@@ -123,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "serve":
             settings = _settings(host=args.host, port=args.port)
-            _require_secret(settings)
+            _preflight(settings)
             configure_logging(settings.log_level, settings.log_format)
             from pushgate.runtime import serve, stop_on_signals
 
@@ -136,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "worker":
             settings = _settings()
-            _require_secret(settings)
+            _preflight(settings)
             configure_logging(settings.log_level, settings.log_format)
             from pushgate.runtime import run_worker, stop_on_signals
 
@@ -149,6 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         settings = _settings()
         configure_logging(settings.log_level, settings.log_format, stream=sys.stderr)
+        if args.command == "check":
+            _preflight(settings)
         if settings.redis_url is None:
             raise SettingsError("PUSHGATE_REDIS_URL is required (redis:// or rediss://)")
         action = {"tenant": "tenant-", "apikey": "apikey-"}.get(args.command, "")
