@@ -57,6 +57,14 @@ async def _with_tenants(
     try:
         if action == "tenant-create":
             tenant_id, key_id, api_key = await tenants.create_tenant(args.name, now_ms)
+            namesakes = [t for t in await tenants.tenants_named(args.name) if t != tenant_id]
+            if namesakes:
+                sys.stderr.write(
+                    f"pushgate: note: {len(namesakes)} other tenant(s) are also named "
+                    f"{args.name.strip()!r} ({', '.join(namesakes)}); a name is only a label, "
+                    f"keys and data belong to the tenant id, so {tenant_id} is a separate, "
+                    "empty tenant\n"
+                )
             return {"tenant_id": tenant_id, "admin_key": api_key, "key_id": key_id}
         if action == "apikey-create":
             key_id, api_key = await tenants.create_key(args.tenant_id, args.role, now_ms)
@@ -94,8 +102,12 @@ def _parser() -> argparse.ArgumentParser:
     tenant = sub.add_parser("tenant", help="manage tenants").add_subparsers(
         dest="action", required=True
     )
-    tenant_create = tenant.add_parser("create", help="create a tenant and its first admin key")
-    tenant_create.add_argument("name")
+    tenant_create = tenant.add_parser(
+        "create",
+        help="create a tenant and its first admin key (every call makes a new tenant, "
+        "even with a name already in use)",
+    )
+    tenant_create.add_argument("name", help="a label for the tenant, 1-200 characters")
     apikey = sub.add_parser("apikey", help="manage API keys").add_subparsers(
         dest="action", required=True
     )

@@ -101,6 +101,11 @@ def tenant(tenant_id: str) -> str:
     return f"{AUTH_TAG}:tenant:{tenant_id}"
 
 
+def tenants_named(name: str) -> str:
+    """Ids of the tenants created with ``name`` (names are labels, not unique)."""
+    return f"{AUTH_TAG}:tenants_named:{name}"
+
+
 def api_key(key_digest: str) -> str:
     return f"{AUTH_TAG}:key:{key_digest}"
 

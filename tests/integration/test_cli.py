@@ -147,3 +147,23 @@ def test_check_names_every_bad_variable_at_once(redis_url: str, tmp_path: Path) 
         "PUSHGATE_FCM_CREDENTIALS_FILE",
     ):
         assert named in result.stderr, named
+
+
+@pytest.mark.parametrize("name", ["", "   ", "a\tb", "x" * 201])
+def test_tenant_create_refuses_empty_or_unprintable_names(redis_url: str, name: str) -> None:
+    """An empty, blank, unprintable or overlong tenant name is refused with exit 1."""
+    result = run_cli("tenant", "create", name, redis_url=redis_url)
+    assert result.returncode == 1
+    assert "tenant name" in result.stderr
+    assert result.stdout == ""
+
+
+async def test_a_repeated_tenant_name_makes_a_separate_tenant_and_says_so(redis_url: str) -> None:
+    """The same name twice gives two tenants; the second call says it is a separate one."""
+    first = run_cli("tenant", "create", "acme", redis_url=redis_url)
+    assert first.returncode == 0 and first.stderr == ""
+    second = run_cli("tenant", "create", "acme", redis_url=redis_url)
+    assert second.returncode == 0
+    one, two = json.loads(first.stdout)["tenant_id"], json.loads(second.stdout)["tenant_id"]
+    assert one != two
+    assert one in second.stderr and "separate" in second.stderr
