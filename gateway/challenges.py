@@ -285,6 +285,7 @@ async def challenge_websocket(request: web.Request) -> web.StreamResponse:
         finally:
             gauge.dec()
             await ws.close()  # or wait for a close in progress: never drop the handshake
+            svc.allocator.socket_closed()
     return ws
 
 
