@@ -18,7 +18,7 @@ from benchmarks.context import Context
 from benchmarks.sockets import Holders
 
 
-async def _settled_rss(pid: int, seconds: float = 2.0) -> int:
+async def settled_rss(pid: int, seconds: float = 2.0) -> int:
     """RSS in KiB once it stopped moving (two reads ``seconds`` apart within 1%)."""
     last = procs.rss_kib(pid)
     for _ in range(5):
@@ -30,7 +30,7 @@ async def _settled_rss(pid: int, seconds: float = 2.0) -> int:
     return last
 
 
-async def _open(holders: Holders, urls: list[str], ctx: Context, *, wait_frame: bool) -> Any:
+async def open_sockets(holders: Holders, urls: list[str], ctx: Context, *, wait_frame: bool) -> Any:
     per_process = math.ceil(len(urls) / max(1, ctx.profile.socket_processes))
     processes = max(1, math.ceil(len(urls) / per_process))
     report = await asyncio.to_thread(holders.open, urls, processes, wait_frame=wait_frame)
@@ -44,7 +44,7 @@ async def _open_step(
 ) -> dict[str, Any]:
     if server is ctx.baseline:
         urls = [f"{server.ws_url}/ws/idle"] * count
-        return await _open(holders, urls, ctx, wait_frame=False)
+        return await open_sockets(holders, urls, ctx, wait_frame=False)
     await stack.reset_fatigue(ctx.redis_url, ctx.tenant, ctx.load_users)
     created = await stack.create_challenges(
         ctx.session, server, ctx.tenant, ctx.load_users, count, f"idle-{step}"
@@ -53,7 +53,7 @@ async def _open_step(
         f"{server.ws_url}/v1/challenges/{c['id']}/ws?watch_token={c['watch_token']}"
         for c in created
     ]
-    return await _open(holders, urls, ctx, wait_frame=True)
+    return await open_sockets(holders, urls, ctx, wait_frame=True)
 
 
 async def _measure(ctx: Context, out: dict[str, Any]) -> None:
@@ -64,7 +64,7 @@ async def _measure(ctx: Context, out: dict[str, Any]) -> None:
     ctx.say(f"          echo {out['latency_idle_0']['echo_ms']}")
     out["creates_none_before"] = await http_bench.creates_per_second(ctx, "p5-none-a")
     servers = {"gateway": gateway, "baseline": baseline}
-    rss = {name: {"0": await _settled_rss(s.pid)} for name, s in servers.items()}
+    rss = {name: {"0": await settled_rss(s.pid)} for name, s in servers.items()}
     out["rss_kib"] = rss
     holders = {name: Holders(ctx.workdir, ctx.aux_cpus) for name in servers}
     opened = 0
@@ -73,7 +73,7 @@ async def _measure(ctx: Context, out: dict[str, Any]) -> None:
         for step in steps:
             for name, server in servers.items():
                 report = await _open_step(ctx, holders[name], server, step - opened, step)
-                rss[name][str(step)] = await _settled_rss(server.pid)
+                rss[name][str(step)] = await settled_rss(server.pid)
                 ctx.say(
                     f"  {name}: {step} idle sockets ({report['seconds']} s to open), "
                     f"RSS {rss[name][str(step)]} KiB"

@@ -22,6 +22,8 @@ class Profile:
     socket_steps: tuple[int, ...]  # idle socket counts for P4
     socket_processes: int  # client processes holding idle sockets
     redis_ops: int  # commands per P2 run
+    surge_sockets: int  # portal websockets that open and drop in the memory-after-surge run
+    surge_after_seconds: float  # when RSS is read again after they dropped
 
 
 FULL = Profile(
@@ -40,6 +42,8 @@ FULL = Profile(
     socket_steps=(5_000, 15_000),
     socket_processes=3,
     redis_ops=60_000,
+    surge_sockets=5_000,
+    surge_after_seconds=60,
 )
 
 QUICK = Profile(
@@ -58,4 +62,6 @@ QUICK = Profile(
     socket_steps=(500, 1_500),
     socket_processes=2,
     redis_ops=10_000,
+    surge_sockets=1_000,
+    surge_after_seconds=10,
 )

@@ -192,7 +192,22 @@ def markdown(results: dict[str, Any]) -> str:
         rows += _idle_rows(results["idle"])
     if results.get("p2"):
         rows += _p2_rows(results["p2"])
+    if results.get("surge"):
+        rows += _surge_rows(results["surge"])
     return "\n".join(rows)
+
+
+def _surge_rows(surge: dict[str, Any]) -> list[str]:
+    rss = surge["rss_kib"]
+    share = surge["kept_share"]
+    met = share is not None and share <= 0.5
+    return [
+        f"| Memory after a surge: RSS kept {surge['after_seconds']:.0f} s after "
+        f"{surge['sockets']:,} portal websockets dropped ÷ RSS the surge added "
+        f"| {rss['before'] / 1024:.0f} → {rss['peak'] / 1024:.0f} → "
+        f"{rss['later'] / 1024:.0f} MiB | {surge['surge_kib'] / 1024:.0f} MiB added "
+        f"| {share if share is not None else 'n/a'} | ≤ 0.5 | {_ok(met)} |"
+    ]
 
 
 def machine_markdown(results: dict[str, Any]) -> str:

@@ -1,4 +1,4 @@
-"""Run every benchmark: ``python -m benchmarks [--quick] [--only p1,p2,push,idle]``.
+"""Run every benchmark: ``python -m benchmarks [--quick] [--only p1,p2,push,idle,surge]``.
 
 Writes ``benchmarks/results/latest.json`` (``--quick`` writes ``quick.json``) and prints
 the Markdown table that goes into ``docs/performance.md``.
@@ -19,12 +19,21 @@ from typing import Any
 import aiohttp
 import uvloop
 
-from benchmarks import http_bench, idle_bench, procs, push_bench, redis_bench, report, stack
+from benchmarks import (
+    http_bench,
+    idle_bench,
+    procs,
+    push_bench,
+    redis_bench,
+    report,
+    stack,
+    surge_bench,
+)
 from benchmarks.context import Context
 from benchmarks.profile import FULL, QUICK
 
 RESULTS = Path(__file__).resolve().parent / "results"
-PARTS = ("p1", "idle", "push", "p2")
+PARTS = ("p1", "idle", "push", "p2", "surge")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -90,6 +99,10 @@ async def _with_stack(
                 ctx.say("P3/P4/P5: idle websockets")
                 results["idle"] = await idle_bench.run_idle(ctx)
                 save(results, out)
+            if "surge" in parts:
+                ctx.say("memory after a surge of portal websockets")
+                results["surge"] = await surge_bench.run_surge(ctx)
+                save(results, out)
     finally:
         for server in servers:
             server.stop()
@@ -117,7 +130,7 @@ async def _main(args: argparse.Namespace, out: Path, base: dict[str, Any]) -> di
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="pushgate-bench-") as tmp:
         workdir = Path(tmp)
-        if parts & {"p1", "idle", "push"}:
+        if parts & {"p1", "idle", "push", "surge"}:
             await _with_stack(out, profile, parts, server_cpus, aux_cpus, workdir, results)
         if "p2" in parts:
             sys.stderr.write("P2: create script EVALSHA/s vs SET/s\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 from aiohttp import WSCloseCode, web
@@ -87,7 +88,11 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     svc = app[SERVICES]
     await svc.hub.start()
+    trimming = asyncio.create_task(svc.allocator.run(), name="allocator-trim")
     yield
+    trimming.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await trimming
     await svc.hub.close()
     await svc.backend.close()
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any, Literal, Self, TypeVar
-from urllib.parse import urlsplit
 
 from aiohttp import web
 from pydantic import (
@@ -13,12 +13,15 @@ from pydantic import (
     StringConstraints,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from approvals.events import ALL_EVENTS, EVENT_TYPES
+from approvals.webhook_targets import check_url
 from gateway.problems import ProblemError
+from gateway.services import SERVICES
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -109,12 +112,9 @@ class PutWebhook(Strict):
 
     @field_validator("url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an absolute http:// or https:// URL")
-        if parts.username or parts.password or parts.fragment:
-            raise ValueError("must not carry credentials or a fragment")
+    def _http_url(cls, value: str, info: ValidationInfo) -> str:
+        allowed = (info.context or {}).get("webhook_allow", ())
+        check_url(value, allowed)  # TargetRefused is a ValueError: 422 naming "url"
         return value
 
     @field_validator("events")
@@ -145,21 +145,49 @@ def validation_problem(exc: ValidationError) -> ProblemError:
     return ProblemError("invalid_request", f"invalid fields: {names}", errors=errors)
 
 
-async def read_body(request: web.Request, model: type[Body]) -> Body:
-    """Parse and validate the JSON body, or raise a problem (422, or 413 when too large)."""
-    raw = await request.read()
-    if not raw.strip():
-        raw = b"{}"
+#: methods that replace or change a record: an empty body is an error, never "all defaults"
+_BODY_REQUIRED = frozenset({"PUT", "PATCH"})
+
+
+async def _raw_body(request: web.Request) -> bytes:
+    """The body, ``{}`` when a POST or DELETE sends none; a PUT or PATCH without one is a 422.
+    A body that does not arrive within the request timeout is a 408 and the connection ends."""
     try:
-        return model.model_validate_json(raw)
+        async with asyncio.timeout(request.app[SERVICES].settings.http_request_timeout_seconds):
+            raw = await request.read()
+    except TimeoutError:
+        raise ProblemError(
+            "invalid_request",
+            "the request body did not arrive in time",
+            status=408,
+            headers={"Connection": "close"},
+        ) from None
+    if raw.strip():
+        return raw
+    if request.method in _BODY_REQUIRED:
+        raise ProblemError(
+            "invalid_request",
+            f"a {request.method} needs a JSON body; send {{}} to mean all defaults",
+            errors=[{"field": "body", "message": "a JSON object is required"}],
+        )
+    return b"{}"
+
+
+async def read_body(
+    request: web.Request, model: type[Body], context: dict[str, Any] | None = None
+) -> Body:
+    """Parse and validate the JSON body, or raise a problem (422, or 413 when too large)."""
+    raw = await _raw_body(request)
+    try:
+        return model.model_validate_json(raw, context=context)
     except ValidationError as exc:
         raise validation_problem(exc) from None
 
 
 async def read_json_object(request: web.Request) -> dict[str, Any]:
     """The body as a JSON object (any keys), or a 422 problem for anything else."""
-    raw = await request.read()
+    raw = await _raw_body(request)
     try:
-        return _JSON_OBJECT.validate_json(raw.strip() or b"{}")
+        return _JSON_OBJECT.validate_json(raw)
     except ValidationError as exc:
         raise validation_problem(exc) from None

@@ -8,7 +8,7 @@ import json
 import secrets
 from typing import Any
 
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSCloseCode, web
 from redis.exceptions import RedisError
 
 from approvals.challenge import effective_status, portal_view
@@ -20,6 +20,7 @@ from gateway.bodies import CreateChallenge, read_body
 from gateway.problems import ProblemError
 from gateway.services import Services, services, tag_request
 from gateway.waiters import RESYNC, Inbox
+from gateway.websocket import CleanClosingWebSocket
 from pushgate.logs import get_logger
 
 log = get_logger("gateway.challenges")
@@ -271,7 +272,7 @@ async def challenge_websocket(request: web.Request) -> web.StreamResponse:
     record = await authorized_challenge(request)
     channel = svc.challenges.channel(record["id"])
     assert channel is not None
-    ws = web.WebSocketResponse(heartbeat=PING_SECONDS, max_msg_size=4096)
+    ws = CleanClosingWebSocket(heartbeat=PING_SECONDS, max_msg_size=4096)
     async with svc.hub.subscription(channel) as inbox:
         fresh = await svc.challenges.get(record["id"])
         record = fresh or record
@@ -283,24 +284,25 @@ async def challenge_websocket(request: web.Request) -> web.StreamResponse:
             await _stream_challenge(svc, ws, record, inbox)
         finally:
             gauge.dec()
+            await ws.close()  # or wait for a close in progress: never drop the handshake
+            svc.allocator.socket_closed()
     return ws
 
 
-#: queued by the client reader when the portal side goes away (never sent by Redis)
-_CLIENT_GONE = "\x00client-gone"
+#: queued by the client reader when the client side goes away (never sent by Redis)
+CLIENT_GONE = "\x00client-gone"
 
 
 async def _stream_challenge(
     svc: Services,
-    ws: web.WebSocketResponse,
+    ws: CleanClosingWebSocket,
     record: dict[str, str],
     inbox: Inbox,
 ) -> None:
     await ws.send_json({"type": "snapshot", "challenge": portal_view(record, svc.now_ms())})
-    reader = asyncio.create_task(drain_client(ws))
     # The reader's end arrives through the same inbox, so an idle socket waits on one
     # inbox.get() under a timer instead of a getter task plus asyncio.wait per wake-up.
-    reader.add_done_callback(lambda _: inbox.put_nowait(_CLIENT_GONE))
+    ws.read_in_background(lambda: inbox.put_nowait(CLIENT_GONE))
     try:
         while not ws.closed:
             now_ms = svc.now_ms()
@@ -315,7 +317,7 @@ async def _stream_challenge(
                     message = await inbox.get()
             except TimeoutError:
                 message = "tick"
-            if message == _CLIENT_GONE or reader.done():
+            if message == CLIENT_GONE or ws.client_gone:
                 return
             if message in ("push_sent", "delivered", "seen"):
                 await ws.send_json({"type": message})
@@ -333,14 +335,3 @@ async def _stream_challenge(
         log.info("portal_websocket_gone", error=str(exc))
     except RedisError:
         await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"backend unavailable")
-    finally:
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reader
-
-
-async def drain_client(ws: web.WebSocketResponse) -> None:
-    """Read (and ignore) client frames so pings, closes and bad frames are handled."""
-    async for message in ws:
-        if message.type in (WSMsgType.ERROR, WSMsgType.CLOSE):
-            break

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 
 from aiohttp import WSCloseCode, web
@@ -17,10 +15,11 @@ from approvals.challenge import device_message, device_view, effective_status, o
 from approvals.numbers import number_matches
 from gateway.auth import require_device
 from gateway.bodies import DeviceResponse, NoBody, PushToken, read_body
-from gateway.challenges import PING_SECONDS, drain_client, refuse_when_draining, respond_to_end
+from gateway.challenges import CLIENT_GONE, PING_SECONDS, refuse_when_draining, respond_to_end
 from gateway.problems import ProblemError
 from gateway.services import Services, services, tag_request
 from gateway.waiters import RESYNC, Inbox
+from gateway.websocket import CleanClosingWebSocket
 from pushgate.logs import get_logger
 
 log = get_logger("gateway.device")
@@ -196,7 +195,7 @@ async def device_websocket(request: web.Request) -> web.StreamResponse:
     refuse_when_draining(svc)
     device = await require_device(request)
     uk = svc.backend.user_keys(device["tenant"], device["user_id"])
-    ws = web.WebSocketResponse(heartbeat=PING_SECONDS, max_msg_size=4096)
+    ws = CleanClosingWebSocket(heartbeat=PING_SECONDS, max_msg_size=4096)
     async with svc.hub.subscription(uk.device_channel) as inbox:
         snapshot = await _snapshot(svc, device)
         await ws.prepare(request)
@@ -212,6 +211,8 @@ async def device_websocket(request: web.Request) -> web.StreamResponse:
             await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"backend unavailable")
         finally:
             gauge.dec()
+            await ws.close()  # or wait for a close in progress: never drop the handshake
+            svc.allocator.socket_closed()
     return ws
 
 
@@ -223,22 +224,14 @@ async def _snapshot(svc: Services, device: dict[str, str]) -> str:
 
 
 async def _relay(
-    svc: Services, device: dict[str, str], ws: web.WebSocketResponse, inbox: Inbox
+    svc: Services, device: dict[str, str], ws: CleanClosingWebSocket, inbox: Inbox
 ) -> None:
-    reader = asyncio.create_task(drain_client(ws))
-    try:
-        while not ws.closed:
-            getter = asyncio.ensure_future(inbox.get())
-            done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
-            if reader in done:
-                getter.cancel()
-                return
-            message = getter.result()
-            if message == RESYNC:
-                await ws.send_str(await _snapshot(svc, device))
-            else:
-                await ws.send_str(device_message(message))
-    finally:
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reader
+    ws.read_in_background(lambda: inbox.put_nowait(CLIENT_GONE))
+    while not ws.closed:
+        message = await inbox.get()
+        if message == CLIENT_GONE or ws.client_gone:
+            return
+        if message == RESYNC:
+            await ws.send_str(await _snapshot(svc, device))
+        else:
+            await ws.send_str(device_message(message))

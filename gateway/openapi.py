@@ -78,19 +78,44 @@ def _parameters(path: str, method: str) -> list[dict[str, Any]]:
     return params
 
 
+#: operations with a second success status: created or replaced, created or deduplicated
+_ALSO_SUCCEEDS = {
+    ("put", "/v1/users/{user_id}"): 201,
+    ("put", "/v1/webhooks"): 200,
+    ("post", "/v1/challenges"): 200,
+}
+
+
+def _documented_errors(op: Operation) -> set[int]:
+    """The operation's own problems plus those every route of its shape can answer: 422 for
+    a bad path id or body, 413 for an oversize body, 400 for a websocket route called
+    without a websocket handshake."""
+    method, path, _, _, model, status, _, errors = op
+    found = set(errors)
+    if "{" in path or model is not None or method in ("post", "put", "patch"):
+        found.add(422)
+    if model is not None or method in ("post", "put", "patch"):
+        found.add(413)
+    if status == 101:
+        found.add(400)
+    return found
+
+
 def _operation(op: Operation) -> dict[str, Any]:
-    method, path, summary, security, model, status, schema, errors = op
+    method, path, summary, security, model, status, schema, _ = op
     responses: dict[str, Any] = {}
     if status == 101:
         responses["101"] = {"description": "Switching protocols to a websocket"}
     elif schema is None:
         responses[str(status)] = {"description": summary}
     else:
-        responses[str(status)] = {
-            "description": summary,
-            "content": {"application/json": {"schema": {"$ref": REF.format(model=schema)}}},
-        }
-    for code in errors:
+        also = _ALSO_SUCCEEDS.get((method, path))
+        for code in (status,) if also is None else sorted((status, also)):
+            responses[str(code)] = {
+                "description": summary,
+                "content": {"application/json": {"schema": {"$ref": REF.format(model=schema)}}},
+            }
+    for code in sorted(_documented_errors(op)):
         responses[str(code)] = {
             "description": "Problem",
             "content": {

@@ -21,6 +21,7 @@ from approvals.store.users import UserStore
 from approvals.store.webhooks import WebhookStore
 from gateway.caches import AuthCache, PolicyCache
 from gateway.clientip import Network
+from gateway.memory import AllocatorTrim
 from gateway.metrics import GatewayMetrics
 from gateway.waiters import ClusterHub, Hub
 from pushgate.settings import Settings
@@ -52,6 +53,7 @@ class Services:
     draining: bool = False
     drain_deadline: float | None = None
     extra_registries: list[Any] = field(default_factory=list)
+    allocator: AllocatorTrim = field(default_factory=AllocatorTrim)
 
     def begin_drain(self, deadline: float) -> None:
         """Fail readiness, refuse new websockets, and make long polls answer by ``deadline``

@@ -24,6 +24,15 @@ def _webhook_view(hook: Webhook, queued: int) -> dict[str, Any]:
         "created_at": rfc3339(hook.created_at),
         "updated_at": rfc3339(hook.updated_at),
         "queued": queued,
+        "last_error": (
+            {
+                "event_id": hook.last_error.event_id,
+                "error": hook.last_error.error,
+                "at": rfc3339(hook.last_error.at_ms),
+            }
+            if hook.last_error is not None
+            else None
+        ),
     }
 
 
@@ -31,8 +40,9 @@ def _webhook_view(hook: Webhook, queued: int) -> dict[str, Any]:
 async def put_webhook(request: web.Request) -> web.Response:
     """Set the tenant's webhook; answers with a new signing secret, shown only here."""
     identity = await require_key(request, "admin")
-    body = await read_body(request, PutWebhook)
     svc = services(request)
+    allowed = svc.settings.webhook_allowed_networks
+    body = await read_body(request, PutWebhook, context={"webhook_allow": allowed})
     tag_request(request, tenant=identity.tenant)
     signing_secret = "whsec_" + secrets.token_urlsafe(32)
     replaced = await svc.webhooks.put(

@@ -12,15 +12,17 @@ import hashlib
 import hmac
 import json
 import random
-from collections.abc import Callable
-from typing import Final
+import socket
+from collections.abc import Callable, Sequence
+from typing import Any, Final
 
 import aiohttp
 from redis.exceptions import RedisError
 
 from approvals.secretbox import SecretBox, SecretBoxError
 from approvals.store.events import EventStore
-from approvals.store.webhooks import Delivery, WebhookStore, secret_context
+from approvals.store.webhooks import Delivery, DeliveryError, WebhookStore, secret_context
+from approvals.webhook_targets import Network, TargetRefused, check_address
 from pusher.metrics import WorkerMetrics
 from pushgate.logs import get_logger
 
@@ -49,6 +51,34 @@ def backoff_seconds(attempt: int, rand: Callable[[], float] = random.random) -> 
     return ceiling * (0.5 + rand() / 2)
 
 
+class AddressRefused(OSError):
+    """A resolved webhook address is not public (raised before connecting to it)."""
+
+
+def guarded_socket_factory(allowed: Sequence[Network]) -> Callable[[Any], socket.socket]:
+    """An aiohttp socket factory that refuses every non-public address right before the
+    connection is made, after name resolution, so DNS answers cannot point webhooks inward."""
+
+    def make_socket(addr_info: Any) -> socket.socket:
+        family, type_, proto, _, sockaddr = addr_info
+        try:
+            check_address(str(sockaddr[0]), allowed)
+        except TargetRefused as exc:
+            raise AddressRefused(str(exc)) from None
+        return socket.socket(family=family, type=type_, proto=proto)
+
+    return make_socket
+
+
+def failure_reason(exc: BaseException) -> str:
+    """A short, operator-readable reason for a failed POST."""
+    if isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, AddressRefused):
+        return str(exc.os_error)
+    if isinstance(exc, AddressRefused):
+        return str(exc)
+    return type(exc).__name__
+
+
 class WebhookSender:
     """Delivers queued events for every tenant with a webhook; one HTTP session per worker."""
 
@@ -62,6 +92,7 @@ class WebhookSender:
         metrics: WorkerMetrics,
         interval: float,
         timeout: float = 10.0,
+        allowed_networks: Sequence[Network] = (),
     ) -> None:
         self._store = store
         self._events = events
@@ -70,12 +101,19 @@ class WebhookSender:
         self._metrics = metrics
         self._interval = interval
         self._timeout = timeout
+        #: non-public networks webhooks may reach (``PUSHGATE_WEBHOOK_ALLOW_NETWORKS``); read
+        #: when the session opens in :meth:`start`
+        self.allowed_networks = tuple(allowed_networks)
         self._session: aiohttp.ClientSession | None = None
         self._slots = asyncio.Semaphore(CONCURRENCY)
 
     async def start(self) -> None:
         """Open the HTTP session (inside the running loop)."""
+        connector = aiohttp.TCPConnector(
+            socket_factory=guarded_socket_factory(self.allowed_networks)
+        )
         self._session = aiohttp.ClientSession(
+            connector=connector,
             timeout=aiohttp.ClientTimeout(total=self._timeout),
             headers={"User-Agent": "pushgate-webhooks/1"},
         )
@@ -135,8 +173,10 @@ class WebhookSender:
         elif now_ms - item.since_ms >= RETRY_FOR_MS:
             await self._store.finish(tenant, item.event_id)
             self._metrics.webhook_deliveries.labels("gave_up").inc()
+            await self._store.record_failure(tenant, DeliveryError(item.event_id, error, now_ms))
             log.warning("webhook_gave_up", tenant=tenant, event_id=item.event_id, error=error)
         else:
+            await self._store.record_failure(tenant, DeliveryError(item.event_id, error, now_ms))
             delay_ms = int(backoff_seconds(item.attempt) * 1000)
             await self._store.retry_at(tenant, item.event_id, now_ms + delay_ms)
             self._metrics.webhook_deliveries.labels("failed").inc()
@@ -165,4 +205,4 @@ class WebhookSender:
                 ) as resp:
                     return None if 200 <= resp.status < 300 else f"HTTP {resp.status}"
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-                return type(exc).__name__
+                return failure_reason(exc)

@@ -13,6 +13,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from pushgate.logs import configure_logging
+from pushgate.preflight import problems
 from pushgate.settings import Settings, SettingsError, load_settings
 
 
@@ -36,15 +37,11 @@ def _settings(**overrides: Any) -> Settings:
     return load_settings(**{k: v for k, v in overrides.items() if v is not None})
 
 
-def _require_secret(settings: Settings) -> None:
-    if settings.secret_key is None:
-        raise SettingsError(
-            "PUSHGATE_SECRET_KEY is required (base64 of 32 random bytes), e.g.\n"
-            "  export PUSHGATE_SECRET_KEY=$(python -c 'import os,base64;"
-            "print(base64.b64encode(os.urandom(32)).decode())')"
-        )
-    if settings.redis_url is None:
-        raise SettingsError("PUSHGATE_REDIS_URL is required (redis:// or rediss://)")
+def _preflight(settings: Settings) -> None:
+    """Refuse to go on when serve or worker could not run, naming every bad variable."""
+    found = problems(settings)
+    if found:
+        raise SettingsError("cannot start:\n  " + "\n  ".join(found))
 
 
 async def _with_tenants(
@@ -60,6 +57,14 @@ async def _with_tenants(
     try:
         if action == "tenant-create":
             tenant_id, key_id, api_key = await tenants.create_tenant(args.name, now_ms)
+            namesakes = [t for t in await tenants.tenants_named(args.name) if t != tenant_id]
+            if namesakes:
+                sys.stderr.write(
+                    f"pushgate: note: {len(namesakes)} other tenant(s) are also named "
+                    f"{args.name.strip()!r} ({', '.join(namesakes)}); a name is only a label, "
+                    f"keys and data belong to the tenant id, so {tenant_id} is a separate, "
+                    "empty tenant\n"
+                )
             return {"tenant_id": tenant_id, "admin_key": api_key, "key_id": key_id}
         if action == "apikey-create":
             key_id, api_key = await tenants.create_key(args.tenant_id, args.role, now_ms)
@@ -97,8 +102,12 @@ def _parser() -> argparse.ArgumentParser:
     tenant = sub.add_parser("tenant", help="manage tenants").add_subparsers(
         dest="action", required=True
     )
-    tenant_create = tenant.add_parser("create", help="create a tenant and its first admin key")
-    tenant_create.add_argument("name")
+    tenant_create = tenant.add_parser(
+        "create",
+        help="create a tenant and its first admin key (every call makes a new tenant, "
+        "even with a name already in use)",
+    )
+    tenant_create.add_argument("name", help="a label for the tenant, 1-200 characters")
     apikey = sub.add_parser("apikey", help="manage API keys").add_subparsers(
         dest="action", required=True
     )
@@ -107,7 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     key_create.add_argument("--role", choices=["portal", "admin"], required=True)
     key_revoke = apikey.add_parser("revoke", help="revoke an API key by its id")
     key_revoke.add_argument("key_id")
-    sub.add_parser("check", help="validate settings and reach Redis")
+    sub.add_parser("check", help="check everything serve and worker need (settings, files, Redis)")
     sub.add_parser("radius", help="run the RADIUS server for VPN and Wi-Fi logins")
     return parser
 
@@ -137,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _radius()
         if args.command == "serve":
             settings = _settings(host=args.host, port=args.port)
-            _require_secret(settings)
+            _preflight(settings)
             configure_logging(settings.log_level, settings.log_format)
             from pushgate.runtime import serve, stop_on_signals
 
@@ -150,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "worker":
             settings = _settings()
-            _require_secret(settings)
+            _preflight(settings)
             configure_logging(settings.log_level, settings.log_format)
             from pushgate.runtime import run_worker, stop_on_signals
 
@@ -163,6 +172,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         settings = _settings()
         configure_logging(settings.log_level, settings.log_format, stream=sys.stderr)
+        if args.command == "check":
+            _preflight(settings)
         if settings.redis_url is None:
             raise SettingsError("PUSHGATE_REDIS_URL is required (redis:// or rediss://)")
         action = {"tenant": "tenant-", "apikey": "apikey-"}.get(args.command, "")

@@ -127,8 +127,9 @@ class EmbeddedRedis:
             process.stderr.close()
 
     def kill(self) -> None:
-        """Kill the server at once (SIGKILL), as a crash would; its data directory stays, so
-        :meth:`start` brings it back on the same port with what its AOF kept."""
+        """Kill the server at once (SIGKILL, no shutdown save), as a crash would; its data
+        directory stays, so :meth:`start` brings it back on the same port with what its AOF
+        kept."""
         process, self._process = self._process, None
         if process is None:
             return

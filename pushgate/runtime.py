@@ -12,6 +12,7 @@ from gateway.app import create_app
 from gateway.services import SERVICES
 from pusher.providers.factory import build_providers
 from pusher.worker import Worker
+from pushgate.listener import GuardedTCPSite
 from pushgate.logs import get_logger
 from pushgate.settings import Settings
 
@@ -30,10 +31,26 @@ def stop_on_signals(stop: asyncio.Event) -> None:
 
 
 def _worker(settings: Settings) -> Worker:
-    return Worker(
+    worker = Worker(
         settings,
         providers=build_providers(settings),
         reclaim_idle_ms=settings.worker_reclaim_idle_ms,
+    )
+    worker.webhooks.allowed_networks = settings.webhook_allowed_networks
+    return worker
+
+
+def _site(
+    runner: web.AppRunner, settings: Settings, port: int, *, backlog: int = 128
+) -> GuardedTCPSite:
+    """A listener that closes silent, slow and idle connections (HTTP timeout settings)."""
+    return GuardedTCPSite(
+        runner,
+        settings.host,
+        port,
+        request_timeout=settings.http_request_timeout_seconds,
+        keepalive_timeout=settings.http_keepalive_timeout_seconds,
+        backlog=backlog,
     )
 
 
@@ -85,7 +102,7 @@ async def serve(
         handle_signals=False,
     )
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, backlog=2048)
+    site = _site(runner, settings, settings.port, backlog=2048)
     try:
         await site.start()
     except OSError:
@@ -134,7 +151,7 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event | None = None) -
     runner = web.AppRunner(metrics_app, access_log=None, handle_signals=False)
     await runner.setup()
     if settings.worker_metrics_port:
-        await web.TCPSite(runner, settings.host, settings.worker_metrics_port).start()
+        await _site(runner, settings, settings.worker_metrics_port).start()
     log.info("worker_started", name=worker.name, providers=sorted(worker.providers))
     try:
         await worker.run_until(stop)

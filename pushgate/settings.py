@@ -5,9 +5,12 @@ from __future__ import annotations
 import base64
 import binascii
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from approvals.webhook_targets import Network, parse_networks
 
 
 class SettingsError(ValueError):
@@ -44,6 +47,7 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
     trusted_proxies: str = ""
+    webhook_allow_networks: str = ""
     shards: int = Field(16, ge=1, le=4096)
     drain_seconds: float = Field(20.0, ge=0, le=600)
     worker_metrics_port: int = Field(9091, ge=0, le=65535)
@@ -51,6 +55,8 @@ class Settings(BaseSettings):
     worker_reclaim_idle_ms: int = Field(30_000, ge=100, le=3_600_000)
     push_timeout_seconds: float = Field(10.0, gt=0, le=60)
     events_maxlen: int = Field(100_000, ge=1000)
+    http_request_timeout_seconds: float = Field(10.0, gt=0, le=300)
+    http_keepalive_timeout_seconds: float = Field(75.0, gt=0, le=3600)
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod
@@ -63,6 +69,16 @@ class Settings(BaseSettings):
         if value and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis:// or rediss://")
         return value or None
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_absolute(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if value and (parts.scheme not in ("http", "https") or not parts.hostname):
+            raise ValueError(
+                "must be an absolute http:// or https:// URL, e.g. https://mfa.example.com"
+            )
+        return value
 
     @field_validator("secret_key")
     @classmethod
@@ -77,17 +93,10 @@ class Settings(BaseSettings):
             raise ValueError(f"must be base64 of 32 bytes, got {len(raw)} bytes")
         return value
 
-    @field_validator("trusted_proxies")
+    @field_validator("trusted_proxies", "webhook_allow_networks")
     @classmethod
-    def _proxies_parse(cls, value: str) -> str:
-        import ipaddress
-
-        for entry in (p.strip() for p in value.split(",")):
-            if entry:
-                try:
-                    ipaddress.ip_network(entry, strict=False)
-                except ValueError:
-                    raise ValueError(f"{entry!r} is not an address or CIDR") from None
+    def _networks_parse(cls, value: str) -> str:
+        parse_networks(value)
         return value
 
     @model_validator(mode="after")
@@ -110,6 +119,11 @@ class Settings(BaseSettings):
         """Accepted WebAuthn origins; defaults to the public URL."""
         items = [o.strip() for o in self.webauthn_origins.split(",") if o.strip()]
         return items or [self.public_url]
+
+    @property
+    def webhook_allowed_networks(self) -> tuple[Network, ...]:
+        """Networks webhooks may reach although they are not public (empty by default)."""
+        return parse_networks(self.webhook_allow_networks)
 
     @property
     def trusted_proxy_list(self) -> list[str]:

@@ -106,6 +106,11 @@ def tenant(tenant_id: str) -> str:
     return f"{AUTH_TAG}:tenant:{tenant_id}"
 
 
+def tenants_named(name: str) -> str:
+    """Ids of the tenants created with ``name`` (names are labels, not unique)."""
+    return f"{AUTH_TAG}:tenants_named:{name}"
+
+
 def api_key(key_digest: str) -> str:
     return f"{AUTH_TAG}:key:{key_digest}"
 
@@ -151,6 +156,11 @@ def webhook_due(tenant_id: str) -> str:
 def webhook_tries(tenant_id: str) -> str:
     """Event id -> delivery attempts so far."""
     return f"{_events_base(tenant_id)}:webhook_tries"
+
+
+def webhook_last_error(tenant_id: str) -> str:
+    """The latest failed delivery of the tenant's webhook (event id, reason, time)."""
+    return f"{_events_base(tenant_id)}:webhook_last_error"
 
 
 def webhook_since(tenant_id: str) -> str:

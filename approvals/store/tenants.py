@@ -11,6 +11,7 @@ from approvals.store.backend import Backend, decode_hash
 from policies.policy import Policy, parse_policy
 
 ROLES = ("portal", "admin")
+MAX_NAME_LENGTH = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,14 +30,25 @@ class TenantStore:
         self._b = backend
 
     async def create_tenant(self, name: str, now_ms: int) -> tuple[str, str, str]:
-        """A new tenant with its first admin key: (tenant_id, key_id, api_key)."""
+        """A new tenant with its first admin key: (tenant_id, key_id, api_key). The name is
+        a label (1-200 printable characters); another tenant may carry the same one."""
+        name = name.strip()
+        if not 0 < len(name) <= MAX_NAME_LENGTH or not name.isprintable():
+            raise ValueError(f"a tenant name is 1 to {MAX_NAME_LENGTH} printable characters")
         tenant_id = new_tenant_id()
-        await self._b.redis.hset(
+        pipe = self._b.redis.pipeline(transaction=True)
+        pipe.hset(
             keys.tenant(tenant_id),
             mapping={"id": tenant_id, "name": name, "created_at": str(now_ms)},
         )
+        pipe.sadd(keys.tenants_named(name), tenant_id)
+        await pipe.execute()
         key_id, api_key = await self.create_key(tenant_id, "admin", now_ms)
         return tenant_id, key_id, api_key
+
+    async def tenants_named(self, name: str) -> list[str]:
+        """Ids of every tenant created with ``name``."""
+        return sorted(await self._b.redis.smembers(keys.tenants_named(name.strip())))
 
     async def tenant_exists(self, tenant_id: str) -> bool:
         """True if the tenant was created."""

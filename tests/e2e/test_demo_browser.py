@@ -87,6 +87,7 @@ def test_push_approve_with_number(pages: Pages, shots: Path) -> None:
     phone.set_viewport_size(PHONE_VIEWPORT)
     enroll_push(pages, "alice")
     number, card = wait_for_push(pages, "alice")
+    expect(portal.locator("#use-code")).to_be_hidden()  # alice has no verification codes
     portal.screenshot(path=shots / "portal-waiting.png")
     phone.screenshot(path=shots / "phone-push.png", full_page=True)
 

@@ -6,10 +6,12 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from pushgate.embedded import EmbeddedRedis
+from tests.conftest import TEST_SECRET_KEY
 
 
 def run_cli(*args: str, redis_url: str | None, **env: str) -> subprocess.CompletedProcess[str]:
@@ -50,7 +52,7 @@ async def test_key_for_unknown_tenant_is_refused(redis_url: str) -> None:
 def test_check_reports_unreachable_redis() -> None:
     """check exits non-zero with a clear message when Redis is not there."""
     server = EmbeddedRedis(appendonly=False)  # reserve a free port, never started
-    result = run_cli("check", redis_url=server.url)
+    result = run_cli("check", redis_url=server.url, PUSHGATE_SECRET_KEY=TEST_SECRET_KEY)
     server.close()
     assert result.returncode == 3
     assert "cannot reach Redis" in result.stderr
@@ -58,7 +60,7 @@ def test_check_reports_unreachable_redis() -> None:
 
 async def test_check_succeeds_against_a_live_server(redis_url: str) -> None:
     """check validates settings and reaches Redis."""
-    result = run_cli("check", redis_url=redis_url)
+    result = run_cli("check", redis_url=redis_url, PUSHGATE_SECRET_KEY=TEST_SECRET_KEY)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["ok"] is True
 
@@ -84,3 +86,84 @@ def test_serve_refuses_to_start_without_secret_key() -> None:
     result = run_cli("serve", redis_url="redis://127.0.0.1:1/0")
     assert result.returncode == 2
     assert "PUSHGATE_SECRET_KEY" in result.stderr
+
+
+def _files(tmp_path: Path) -> dict[str, str]:
+    garbage = tmp_path / "garbage.txt"
+    garbage.write_text("not a key")
+    return {"garbage": str(garbage), "missing": str(tmp_path / "nonexistent.p8")}
+
+
+REFUSED = [
+    ({"PUSHGATE_SECRET_KEY": ""}, "PUSHGATE_SECRET_KEY"),
+    ({"PUSHGATE_PUBLIC_URL": "notaurl"}, "PUSHGATE_PUBLIC_URL"),
+    ({"PUSHGATE_APNS_KEY_FILE": "{missing}"}, "PUSHGATE_APNS_KEY_FILE"),
+    ({"PUSHGATE_APNS_KEY_FILE": "{garbage}"}, "PUSHGATE_APNS_KEY_FILE"),
+    ({"PUSHGATE_FCM_CREDENTIALS_FILE": "{garbage}"}, "PUSHGATE_FCM_CREDENTIALS_FILE"),
+    ({"PUSHGATE_APNS_CA_FILE": "{missing}"}, "PUSHGATE_APNS_CA_FILE"),
+    ({"PUSHGATE_FCM_ENDPOINT": "fcm.local"}, "PUSHGATE_FCM_ENDPOINT"),
+    ({"PUSHGATE_WEBAUTHN_ORIGINS": "https://evil.example"}, "PUSHGATE_WEBAUTHN_RP_ID"),
+    ({"PUSHGATE_WEBHOOK_ALLOW_NETWORKS": "10.0.0.0/33"}, "PUSHGATE_WEBHOOK_ALLOW_NETWORKS"),
+    ({"PUSHGATE_HTTP_REQUEST_TIMEOUT_SECONDS": "0"}, "PUSHGATE_HTTP_REQUEST_TIMEOUT_SECONDS"),
+]
+
+
+@pytest.mark.parametrize(
+    ("command", "env", "named"),
+    [
+        *(("check", env, named) for env, named in REFUSED),
+        *((command, env, named) for command in ("serve", "worker") for env, named in REFUSED[:3]),
+    ],
+)
+def test_check_worker_and_serve_refuse_what_they_cannot_run_with(
+    redis_url: str, tmp_path: Path, command: str, env: dict[str, str], named: str
+) -> None:
+    """check fails (exit 2) wherever serve or worker would, naming the variable, and serve
+    and worker refuse to start with the same message."""
+    files = _files(tmp_path)
+    env = {k: v.format(**files) for k, v in env.items()}
+    result = run_cli(
+        command, redis_url=redis_url, **{"PUSHGATE_SECRET_KEY": TEST_SECRET_KEY, **env}
+    )
+    assert result.returncode == 2, result.stderr
+    assert named in result.stderr
+    assert result.stdout == ""
+
+
+def test_check_names_every_bad_variable_at_once(redis_url: str, tmp_path: Path) -> None:
+    """Several problems are all reported in one run, one line each."""
+    files = _files(tmp_path)
+    result = run_cli(
+        "check",
+        redis_url=redis_url,
+        PUSHGATE_APNS_KEY_FILE=files["missing"],
+        PUSHGATE_FCM_CREDENTIALS_FILE=files["garbage"],
+    )
+    assert result.returncode == 2
+    for named in (
+        "PUSHGATE_SECRET_KEY",
+        "PUSHGATE_APNS_KEY_FILE",
+        "PUSHGATE_APNS_KEY_ID",
+        "PUSHGATE_FCM_CREDENTIALS_FILE",
+    ):
+        assert named in result.stderr, named
+
+
+@pytest.mark.parametrize("name", ["", "   ", "a\tb", "x" * 201])
+def test_tenant_create_refuses_empty_or_unprintable_names(redis_url: str, name: str) -> None:
+    """An empty, blank, unprintable or overlong tenant name is refused with exit 1."""
+    result = run_cli("tenant", "create", name, redis_url=redis_url)
+    assert result.returncode == 1
+    assert "tenant name" in result.stderr
+    assert result.stdout == ""
+
+
+async def test_a_repeated_tenant_name_makes_a_separate_tenant_and_says_so(redis_url: str) -> None:
+    """The same name twice gives two tenants; the second call says it is a separate one."""
+    first = run_cli("tenant", "create", "acme", redis_url=redis_url)
+    assert first.returncode == 0 and first.stderr == ""
+    second = run_cli("tenant", "create", "acme", redis_url=redis_url)
+    assert second.returncode == 0
+    one, two = json.loads(first.stdout)["tenant_id"], json.loads(second.stdout)["tenant_id"]
+    assert one != two
+    assert one in second.stderr and "separate" in second.stderr

@@ -3,76 +3,29 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
-import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 import redis.asyncio as aioredis
-from aiohttp import web
-from aiohttp.test_utils import TestServer
 
 from approvals.store import keys
 from pusher.worker import RELAY_GROUP, Worker
 from pushgate.settings import Settings
-from tests.conftest import TestClock
+from tests.conftest import TestClock, make_settings
 from tests.integration.audit import all_events, settled_events, wait_for_events
-from tests.integration.conftest import Tenant, base_url, make_tenant
+from tests.integration.conftest import Enroll, Tenant, make_tenant
 from tests.integration.totp_flow import active_totp, start_totp
+from tests.integration.webhook_receiver import Receiver, receiver
 from tests.portal import Portal
 
-
-@dataclass
-class Receiver:
-    """A webhook endpoint on 127.0.0.1 that checks signatures and fails on request."""
-
-    url: str = ""
-    signing_secret: str = ""
-    failures_left: int = 0
-    received: list[dict[str, Any]] = field(default_factory=list)
-
-    def signature_valid(self, header: str, body: bytes) -> bool:
-        parts = dict(part.split("=", 1) for part in header.split(","))
-        mac = hmac.new(self.signing_secret.encode(), f"{parts['t']}.".encode() + body, "sha256")
-        return parts["t"].isdigit() and hmac.compare_digest(mac.hexdigest(), parts["v1"])
-
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        event = json.loads(body)
-        self.received.append(
-            {
-                "event": event,
-                "signed": self.signature_valid(request.headers["Pushgate-Signature"], body),
-                "event_id_header": request.headers["Pushgate-Event-Id"],
-            }
-        )
-        if self.failures_left > 0:
-            self.failures_left -= 1
-            return web.Response(status=500)
-        return web.Response(status=200)
-
-    async def wait_for(self, count: int, timeout: float = 10) -> None:
-        """Until ``count`` requests arrived."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while len(self.received) < count and loop.time() < deadline:
-            await asyncio.sleep(0.05)
-        assert len(self.received) >= count, self.received
+__all__ = ["receiver"]  # the fixture
 
 
 @pytest.fixture
-async def receiver(
-    aiohttp_server: Callable[..., Awaitable[TestServer]],
-) -> Receiver:
-    hook = Receiver()
-    app = web.Application()
-    app.router.add_post("/hook", hook.handle)
-    server = await aiohttp_server(app)
-    hook.url = base_url(server) + "/hook"
-    return hook
+def settings(redis_url: str) -> Settings:
+    """The receivers listen on loopback, which an operator must allow on purpose."""
+    return make_settings(redis_url, webhook_allow_networks="127.0.0.0/8")
 
 
 class Workers:
@@ -85,6 +38,7 @@ class Workers:
 
     async def start(self) -> Worker:
         worker = Worker(self.settings, clock=self.clock, sweep_interval=0.05)
+        worker.webhooks.allowed_networks = self.settings.webhook_allowed_networks
         await worker.start()
         self.running.append(worker)
         return worker
@@ -248,7 +202,7 @@ async def test_retries_stop_after_24_hours(
 
 
 async def test_events_a_dead_worker_read_are_relayed_once_by_another(
-    settings: Settings, clock: TestClock, admin: Portal, enroll: Callable[..., Awaitable[Any]]
+    settings: Settings, clock: TestClock, admin: Portal, enroll: Enroll
 ) -> None:
     """Audit events read from the outbox by a worker that died before relaying them are taken
     over once they are idle for the reclaim time and reach the tenant's stream exactly once."""

@@ -128,3 +128,27 @@ async def test_garbage_bodies_leave_no_half_written_records(admin: Portal, enrol
     assert (await device.list_challenges()) == []
     listed = (await admin.call("GET", "/v1/users/alice/devices")).body["items"]
     assert len(listed) == 1
+
+
+@pytest.mark.parametrize("raw", [None, b"", b"  \n"], ids=["no body", "empty", "whitespace"])
+async def test_put_and_patch_without_a_body_are_422_and_change_nothing(
+    admin: Portal, raw: bytes | None
+) -> None:
+    """An empty PUT or PATCH never resets a policy or a user: 422 naming the body, no write."""
+    assert (await admin.call("PATCH", "/v1/policy", {"dedupe_seconds": 5})).status == 200
+    created = await admin.call("PUT", "/v1/users/alice", {"role": "admin", "mfa_required": False})
+    assert created.status == 201
+    for method, path in (
+        ("PUT", "/v1/policy"),
+        ("PATCH", "/v1/policy"),
+        ("PUT", "/v1/users/alice"),
+        ("PUT", "/v1/users/bob"),
+    ):
+        reply = await admin.call(method, path, raw=raw)
+        assert reply.status == 422, (method, path, reply.body)
+        assert reply.body["code"] == "invalid_request"
+        assert reply.body["errors"][0]["field"] == "body"
+    assert (await admin.call("GET", "/v1/policy")).body["dedupe_seconds"] == 5
+    user = (await admin.call("GET", "/v1/users/alice")).body
+    assert (user["role"], user["mfa_required"]) == ("admin", False)
+    assert (await admin.call("GET", "/v1/users/bob")).status == 404

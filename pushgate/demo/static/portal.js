@@ -99,7 +99,7 @@ function startWaiting(challenge) {
   $("number-box").hidden = !hasNumber;
   $("no-number").hidden = hasNumber;
   $("push-number").textContent = challenge.number || "";
-  $("use-code").hidden = !state.config.totp;
+  $("use-code").hidden = !canUseCode();
   $("resend-result").textContent = "";
   for (const li of $("push-steps").children) li.className = "";
   setStatus("Sending the request to your phone…");
@@ -107,6 +107,11 @@ function startWaiting(challenge) {
   tick();
   state.timer = setInterval(tick, 250);
   watch(challenge);
+}
+
+// Offer codes only to a user who has set them up (and only when the gateway has TOTP).
+function canUseCode() {
+  return Boolean(state.config.totp && state.user && state.user.mfa && state.user.mfa.totp === "active");
 }
 
 function watch(challenge) {
@@ -137,7 +142,10 @@ function applyFacts(challenge) {
   if (push.seen_at) markStep("seen");
   else if (push.delivered_at) markStep("delivered");
   else if (push.sent_at) markStep("sent");
-  if (push.error) setStatus(`The push could not be delivered (${push.error}). Use a verification code instead.`);
+  if (push.error) {
+    const fallback = canUseCode() ? " Use a verification code instead." : "";
+    setStatus(`The push could not be delivered (${push.error}).${fallback}`);
+  }
 }
 
 function markStep(step) {
