@@ -36,13 +36,11 @@ class TenantStore:
         if not 0 < len(name) <= MAX_NAME_LENGTH or not name.isprintable():
             raise ValueError(f"a tenant name is 1 to {MAX_NAME_LENGTH} printable characters")
         tenant_id = new_tenant_id()
-        pipe = self._b.redis.pipeline(transaction=True)
-        pipe.hset(
+        await self._b.redis.hset(
             keys.tenant(tenant_id),
             mapping={"id": tenant_id, "name": name, "created_at": str(now_ms)},
         )
-        pipe.sadd(keys.tenants_named(name), tenant_id)
-        await pipe.execute()
+        await self._b.redis.sadd(keys.tenants_named(name), tenant_id)
         key_id, api_key = await self.create_key(tenant_id, "admin", now_ms)
         return tenant_id, key_id, api_key
 

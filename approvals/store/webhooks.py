@@ -145,7 +145,7 @@ class WebhookStore:
     async def record_failure(self, tenant: str, failure: DeliveryError) -> None:
         """Keep the latest failure on the webhook (only while it exists), for ``GET``."""
         key = keys.webhook_last_error(tenant)
-        pipe = self._b.redis.pipeline(transaction=True)
+        pipe = self._b.redis.pipeline(transaction=False)
         pipe.hset(key, mapping={"event": failure.event_id, "error": failure.error[:300]})
         pipe.hset(key, "at", failure.at_ms)
         pipe.pexpire(key, LAST_ERROR_KEEP_MS)
