@@ -44,8 +44,9 @@ async def until_redis_answers(
         try:
             result = await call()
         except REDIS_DOWN as exc:
-            if stopping.is_set():
-                raise
+            task = asyncio.current_task()
+            if stopping.is_set() or (task is not None and task.cancelling()):
+                raise  # stopping, or a cancellation redis-py reported as a connection error
             failures += 1
             if failures == 1:
                 log.warning("redis_unreachable", step=what, error=str(exc) or type(exc).__name__)

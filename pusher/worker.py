@@ -43,6 +43,11 @@ LOOPS_STOP_SECONDS = 3.0  # loops end their Redis call in progress (a blocking r
 __all__ = ["JOBS_GROUP", "RELAY_GROUP", "Worker"]
 
 
+def _being_cancelled() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 class Worker:
     """One worker process (or task). Several workers share the work through consumer groups."""
 
@@ -183,6 +188,8 @@ class Worker:
                 await loop()
                 return
             except (RedisError, OSError) as exc:
+                if _being_cancelled():
+                    raise  # redis-py may turn a cancellation into a connection error
                 if delay == LOOP_RETRY_FIRST:
                     log.warning("worker_backend_error", loop=loop.__name__, error=str(exc))
                 await self._pause(delay)
