@@ -46,34 +46,59 @@ class ScriptBatcher:
         run.add_done_callback(self._runs.discard)
 
     async def _run(self, batch: list[Call]) -> None:
-        pipe = self._redis.pipeline(transaction=False)
-        for script, keys, args, _ in batch:
-            pipe.evalsha(script.sha, len(keys), *keys, *args)
-        try:
-            replies = await pipe.execute(raise_on_error=False)
-        except asyncio.CancelledError:
-            for *_, done in batch:
-                done.cancel()
-            raise
-        except Exception as exc:  # the connection failed: every call in it fails alike
-            for *_, done in batch:
-                if not done.done():
-                    done.set_exception(exc)
+        replies = await self._pipeline(batch)
+        if replies is None:
             return
-        for (script, keys, args, done), reply in zip(batch, replies, strict=True):
+        unknown = [call for call, reply in zip(batch, replies, strict=True) if _forgotten(reply)]
+        if unknown:  # load each forgotten script once, then run those calls again, together
+            again = await self._reload_and_rerun(unknown)
+            if again is not None:
+                retried = dict(zip(map(id, unknown), again, strict=True))
+                replies = [retried.get(id(c), r) for c, r in zip(batch, replies, strict=True)]
+        for (*_, done), reply in zip(batch, replies, strict=True):
             if done.done():
                 continue  # its caller was cancelled
-            if isinstance(reply, NoScriptError):
-                reply = await _alone(script, keys, args)
             if isinstance(reply, BaseException):
                 done.set_exception(reply)
             else:
                 done.set_result(reply)
 
+    async def _reload_and_rerun(self, calls: list[Call]) -> list[Any] | None:
+        try:
+            for script in {id(call[0]): call[0] for call in calls}.values():
+                script.sha = await self._redis.script_load(script.script)
+        except BaseException as exc:
+            _fail(calls, exc)
+            if not isinstance(exc, Exception):
+                raise
+            return None
+        return await self._pipeline(calls)
 
-async def _alone(script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-    """Run one call by itself (redis-py loads the script first); an error is returned."""
-    try:
-        return await script(keys=keys, args=args)
-    except Exception as exc:
-        return exc
+    async def _pipeline(self, batch: list[Call]) -> list[Any] | None:
+        """The replies of ``batch`` sent as one pipeline; None when the connection failed (every
+        caller then has the error)."""
+        pipe = self._redis.pipeline(transaction=False)
+        for script, keys, args, _ in batch:
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+        try:
+            return list(await pipe.execute(raise_on_error=False))
+        except BaseException as exc:  # the connection failed: every call in it fails alike
+            _fail(batch, exc)
+            if not isinstance(exc, Exception):
+                raise
+            return None
+
+
+def _fail(calls: list[Call], exc: BaseException) -> None:
+    """Every caller of ``calls`` gets ``exc`` (cancelled callers with the batch cancelled)."""
+    for *_, done in calls:
+        if done.done():
+            continue
+        if isinstance(exc, asyncio.CancelledError):
+            done.cancel()
+        else:
+            done.set_exception(exc)
+
+
+def _forgotten(reply: Any) -> bool:
+    return isinstance(reply, NoScriptError)
