@@ -60,8 +60,11 @@ class TenantStore:
             raise LookupError(f"unknown tenant {tenant_id}")
         key_id, api_key = new_key_id(), new_api_key()
         key_digest = digest(api_key)
-        pipe = self._b.redis.pipeline(transaction=True)
-        pipe.hset(
+        # Two writes in an order where a crash between them is harmless: the id points to a
+        # key that does not exist yet, and the key itself was never handed out. (No MULTI:
+        # redis-py runs Cluster transactions on a private event loop in a thread.)
+        await self._b.redis.set(keys.api_key_id(key_id), key_digest)
+        await self._b.redis.hset(
             keys.api_key(key_digest),
             mapping={
                 "key_id": key_id,
@@ -70,8 +73,6 @@ class TenantStore:
                 "created_at": str(now_ms),
             },
         )
-        pipe.set(keys.api_key_id(key_id), key_digest)
-        await pipe.execute()
         return key_id, api_key
 
     async def revoke_key(self, key_id: str) -> bool:

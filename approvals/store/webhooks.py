@@ -132,7 +132,9 @@ class WebhookStore:
 
     async def finish(self, tenant: str, event_id: str) -> None:
         """Forget a delivery: it succeeded, or its retries ran out."""
-        pipe = self._b.redis.pipeline(transaction=True)
+        # No MULTI (redis-py runs Cluster transactions on a private event loop in a thread);
+        # leftover counters of a finished delivery are harmless.
+        pipe = self._b.redis.pipeline(transaction=False)
         pipe.zrem(keys.webhook_due(tenant), event_id)
         pipe.hdel(keys.webhook_tries(tenant), event_id)
         pipe.hdel(keys.webhook_since(tenant), event_id)

@@ -15,8 +15,11 @@ from typing import IO, Any
 
 import aiohttp
 
+from pushgate.devicekit.authenticator import SoftAuthenticator
+from pushgate.devicekit.client import DeviceClient
 from pushgate.embedded import free_port
 from tests.conftest import TEST_SECRET_KEY
+from tests.portal import Portal
 
 PUSHGATE = (sys.executable, "-m", "pushgate.cli")
 STANDINS = (sys.executable, "-m", "pusher.standins")
@@ -194,3 +197,17 @@ async def start_standin(started: list[Process], cwd: Path, service: str) -> dict
 
     await wait_until(printed, f"the {service} stand-in", alive=process)
     return info
+
+
+async def enroll_devices(portal: Portal, origin: str, users: list[str]) -> list[DeviceClient]:
+    """One software device per user, enrolled through ``portal``'s gateway (origin ``origin``)."""
+    devices = []
+    for user_id in users:
+        device = DeviceClient(
+            portal.base_url,
+            session=portal.session,
+            authenticator=SoftAuthenticator.generate(origin=origin, rp_id="localhost"),
+        )
+        await device.enroll(await portal.enrollment_code(user_id))
+        devices.append(device)
+    return devices

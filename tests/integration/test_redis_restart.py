@@ -12,10 +12,15 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from pushgate.devicekit.authenticator import SoftAuthenticator
-from pushgate.devicekit.client import DeviceClient
 from pushgate.embedded import EmbeddedRedis, free_port
-from tests.integration.processes import base_env, cli_json, processes, start_gateway, start_worker
+from tests.integration.processes import (
+    base_env,
+    cli_json,
+    enroll_devices,
+    processes,
+    start_gateway,
+    start_worker,
+)
 from tests.portal import Portal
 
 USERS = 60
@@ -90,15 +95,7 @@ async def test_no_503_a_second_after_redis_restarts_and_no_write_applied_twice(
             portal = Portal(session, f"http://127.0.0.1:{port}", admin_key)
             policy = {"max_pushes_per_window": 100, "max_unanswered_pushes": 100}
             assert (await portal.call("PATCH", "/v1/policy", policy)).status == 200
-            devices = []
-            for index in range(USERS):
-                device = DeviceClient(
-                    portal.base_url,
-                    session=session,
-                    authenticator=SoftAuthenticator.generate(origin=origin, rp_id="localhost"),
-                )
-                await device.enroll(await portal.enrollment_code(f"user{index}"))
-                devices.append(device)
+            devices = await enroll_devices(portal, origin, [f"user{i}" for i in range(USERS)])
 
             loop = asyncio.get_running_loop()
             stop = asyncio.Event()

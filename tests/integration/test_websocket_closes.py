@@ -14,12 +14,12 @@ import aiohttp
 import websockets
 from websockets.exceptions import ConnectionClosed
 
-from pushgate.devicekit.authenticator import SoftAuthenticator
 from pushgate.devicekit.client import DeviceClient
 from pushgate.embedded import free_port
 from tests.integration.processes import (
     base_env,
     cli_json,
+    enroll_devices,
     processes,
     start_gateway,
     start_worker,
@@ -119,15 +119,7 @@ async def test_result_websockets_close_with_1000_for_aiohttp_and_websockets_clie
                 },
             )
             assert patched.status == 200, patched.body
-            devices: list[DeviceClient] = []
-            for index in range(USERS):
-                device = DeviceClient(
-                    portal.base_url,
-                    session=session,
-                    authenticator=SoftAuthenticator.generate(origin=origin, rp_id="localhost"),
-                )
-                await device.enroll(await portal.enrollment_code(f"user{index}"))
-                devices.append(device)
+            devices = await enroll_devices(portal, origin, [f"user{i}" for i in range(USERS)])
             locks = [asyncio.Lock() for _ in devices]
             clients: dict[str, Waiter] = {
                 "aiohttp": aiohttp_waiter(wss),
