@@ -101,8 +101,7 @@ class WebhookSender:
         self._metrics = metrics
         self._interval = interval
         self._timeout = timeout
-        #: non-public networks webhooks may reach (``PUSHGATE_WEBHOOK_ALLOW_NETWORKS``); read
-        #: when the session opens in :meth:`start`
+        #: non-public networks webhooks may reach (``PUSHGATE_WEBHOOK_ALLOW_NETWORKS``)
         self.allowed_networks = tuple(allowed_networks)
         self._session: aiohttp.ClientSession | None = None
         self._slots = asyncio.Semaphore(CONCURRENCY)

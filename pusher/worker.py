@@ -106,6 +106,7 @@ class Worker:
             clock=self.clock,
             metrics=self.metrics,
             interval=sweep_interval,
+            allowed_networks=settings.webhook_allowed_networks,
         )
         self._slots = asyncio.Semaphore(settings.worker_concurrency)
         self._tasks: set[asyncio.Task[Any]] = set()

@@ -31,13 +31,11 @@ def stop_on_signals(stop: asyncio.Event) -> None:
 
 
 def _worker(settings: Settings) -> Worker:
-    worker = Worker(
+    return Worker(
         settings,
         providers=build_providers(settings),
         reclaim_idle_ms=settings.worker_reclaim_idle_ms,
     )
-    worker.webhooks.allowed_networks = settings.webhook_allowed_networks
-    return worker
 
 
 def _site(

@@ -106,7 +106,6 @@ async def enroll(server: TestServer, session: aiohttp.ClientSession, portal: Por
 async def worker(settings: Settings, clock: TestClock) -> AsyncIterator[Worker]:
     """An in-process worker with only the in-app channel (no APNs/FCM)."""
     running = Worker(settings, clock=clock, reclaim_idle_ms=2000, sweep_interval=0.1)
-    running.webhooks.allowed_networks = settings.webhook_allowed_networks
     await running.start()
     yield running
     await running.stop(grace=2)

@@ -38,7 +38,6 @@ class Workers:
 
     async def start(self) -> Worker:
         worker = Worker(self.settings, clock=self.clock, sweep_interval=0.05)
-        worker.webhooks.allowed_networks = self.settings.webhook_allowed_networks
         await worker.start()
         self.running.append(worker)
         return worker
