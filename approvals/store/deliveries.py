@@ -109,6 +109,11 @@ def _plan(reply: Sequence[Any]) -> Plan:
     )
 
 
+def _begin_args(job: Job, shard: int, owner: str, attempt_ms: int, now_ms: int) -> list[Any]:
+    """The arguments both begin scripts start with."""
+    return [now_ms, owner, attempt_ms, job.entry_id, JOBS_GROUP, keys.device(shard, "")]
+
+
 class DeliveryStore:
     """The only code that reads or writes delivery state."""
 
@@ -160,12 +165,7 @@ class DeliveryStore:
                 keys.outbox(uk.shard),
             ],
             [
-                now_ms,
-                owner,
-                attempt_ms,
-                job.entry_id,
-                JOBS_GROUP,
-                keys.device(uk.shard, ""),
+                *_begin_args(job, uk.shard, owner, attempt_ms, now_ms),
                 uk.device_channel,
                 keys.challenge_channel(uk.shard, job.challenge_id),
                 min_left_ms,
@@ -184,12 +184,7 @@ class DeliveryStore:
             self._b.scripts.ending_begin,
             [keys.challenge(uk.shard, job.challenge_id), uk.active_devices, job.stream],
             [
-                now_ms,
-                owner,
-                attempt_ms,
-                job.entry_id,
-                JOBS_GROUP,
-                keys.device(uk.shard, ""),
+                *_begin_args(job, uk.shard, owner, attempt_ms, now_ms),
                 job.deciding_device,
                 *platforms,
             ],

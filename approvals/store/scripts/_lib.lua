@@ -117,3 +117,20 @@ end
 local function claim(ch, field, now, attempt_ms, owner)
   redis.call('HSET', ch, field, 'c:' .. tostring(now + attempt_ms) .. ':' .. owner)
 end
+
+-- Claim slot ``field`` of device ``id`` for ``owner`` and add the device's route (id, platform,
+-- token, topic from ``d``) to ``routes`` when the slot is free. Returns how long another
+-- owner's attempt in that slot may still be in flight (0 if none).
+local function claim_route(ch, field, now, attempt_ms, owner, routes, id, d)
+  local kind, who, until_ms = attempt_state(redis.call('HGET', ch, field), now)
+  if may_claim(kind, who, owner) then
+    claim(ch, field, now, attempt_ms, owner)
+    routes[#routes + 1] = id
+    routes[#routes + 1] = d[1]
+    routes[#routes + 1] = d[2] or ''
+    routes[#routes + 1] = d[3] or ''
+    return 0
+  end
+  if kind == 'live' then return until_ms - now end
+  return 0
+end

@@ -30,17 +30,7 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
   elseif not platforms[d[1] or ''] then
     unroutable[#unroutable + 1] = d[1] or ''
   else
-    local field = 'p:' .. id
-    local kind, who, until_ms = attempt_state(redis.call('HGET', KEYS[1], field), now)
-    if may_claim(kind, who, owner) then
-      claim(KEYS[1], field, now, attempt_ms, owner)
-      routes[#routes + 1] = id
-      routes[#routes + 1] = d[1]
-      routes[#routes + 1] = d[2] or ''
-      routes[#routes + 1] = d[3] or ''
-    elseif kind == 'live' then
-      wait = math.max(wait, until_ms - now)
-    end
+    wait = math.max(wait, claim_route(KEYS[1], 'p:' .. id, now, attempt_ms, owner, routes, id, d))
   end
 end
 -- A device reached only in the app has its prompt once the channel was told.

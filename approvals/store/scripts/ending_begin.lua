@@ -22,17 +22,8 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
     if prompt == 'live' then
       wait = math.max(wait, prompt_until - now)
     elseif prompt == 's' or prompt == 'r' or prompt == 'stale' then
-      local field = 'e:' .. id
-      local kind, who, until_ms = attempt_state(redis.call('HGET', KEYS[1], field), now)
-      if may_claim(kind, who, owner) then
-        claim(KEYS[1], field, now, attempt_ms, owner)
-        routes[#routes + 1] = id
-        routes[#routes + 1] = d[1]
-        routes[#routes + 1] = d[2] or ''
-        routes[#routes + 1] = d[3] or ''
-      elseif kind == 'live' then
-        wait = math.max(wait, until_ms - now)
-      end
+      local waited = claim_route(KEYS[1], 'e:' .. id, now, attempt_ms, owner, routes, id, d)
+      wait = math.max(wait, waited)
     end
   end
 end
