@@ -6,6 +6,9 @@ backlog, structlog configured with the same level and format. Routes:
 - ``POST /hello``: the hello-world route (answers a small JSON body, ignores the request body)
 - ``POST /hello-redis``: the same plus one redis-py ``SET`` with the gateway's client
   settings (a diagnostic floor: any route that makes one Redis round trip)
+- ``POST /v1/challenges``: the create route's floor (P1f): reads and validates the same body
+  with the same model and makes one redis-py ``EVALSHA`` of a trivial script with as many
+  keys and arguments as the create script takes, through the gateway's client
 - ``GET /ws/idle``: a bare websocket handler (prepare, then read until closed)
 - ``GET /ws/echo``: a websocket that echoes every text frame
 
@@ -24,11 +27,15 @@ import uvloop
 from aiohttp import WSMsgType, web
 
 from approvals.store.backend import Backend, connect
+from gateway.bodies import CreateChallenge
 from gateway.challenges import PING_SECONDS
 from pushgate.logs import configure_logging
 
 HELLO = b'{"hello":"world"}'
 BACKEND = web.AppKey("backend", Backend)
+TRIVIAL = web.AppKey("trivial", object)
+#: what the create script takes (approvals/store/challenges.py, ChallengeStore.create)
+CREATE_KEYS, CREATE_ARGS = 10, 18
 
 
 async def hello(request: web.Request) -> web.Response:
@@ -38,6 +45,14 @@ async def hello(request: web.Request) -> web.Response:
 async def hello_redis(request: web.Request) -> web.Response:
     await request.app[BACKEND].redis.set("hello", "world")
     return web.Response(body=HELLO, content_type="application/json")
+
+
+async def floor_create(request: web.Request) -> web.Response:
+    body = CreateChallenge.model_validate_json(await request.read())
+    keys = [f"{{pg:0}}:floor:{i}" for i in range(CREATE_KEYS)]
+    args = [body.user_id, *(str(i) for i in range(CREATE_ARGS - 1))]
+    await request.app[TRIVIAL](keys=keys, args=args)  # type: ignore[operator]
+    return web.Response(body=HELLO, content_type="application/json", status=201)
 
 
 async def idle(request: web.Request) -> web.WebSocketResponse:
@@ -60,7 +75,9 @@ async def echo(request: web.Request) -> web.WebSocketResponse:
 async def serve(port: int, redis_url: str) -> None:
     app = web.Application()
     app[BACKEND] = connect(redis_url)
+    app[TRIVIAL] = app[BACKEND].redis.register_script("return 1")
     app.router.add_post("/hello", hello)
+    app.router.add_post("/v1/challenges", floor_create)
     app.router.add_post("/hello-redis", hello_redis)
     app.router.add_get("/ws/idle", idle)
     app.router.add_get("/ws/echo", echo)

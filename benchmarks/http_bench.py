@@ -46,6 +46,7 @@ def _targets(ctx: Context) -> list[tuple[str, stack.Server, str]]:
     return [
         ("hello", ctx.baseline, "/hello"),
         ("hello_redis", ctx.baseline, "/hello-redis"),
+        ("floor_create", ctx.baseline, "/v1/challenges"),
         ("create_info", ctx.gateways["info"], "/v1/challenges"),
         ("create_warning", ctx.gateways["warning"], "/v1/challenges"),
     ]
@@ -80,6 +81,11 @@ async def run_p1(ctx: Context) -> dict[str, Any]:
         out[f"cpu_ratio_{level}"] = stats.ratio_summary(
             [h["server_cpu_us_per_request"] / c["server_cpu_us_per_request"] for c, h in pairs]
         )
+    # P1f: the create route's CPU per request over its floor's, within each round
+    floor_pairs = list(zip(runs["create_info"], runs["floor_create"], strict=True))
+    out["floor_cpu_ratio"] = stats.ratio_summary(
+        [c["server_cpu_us_per_request"] / f["server_cpu_us_per_request"] for c, f in floor_pairs]
+    )
     for name in runs:
         out[f"{name}_rate"] = round(stats.median([r["rate"] for r in runs[name]]), 1)
         out[f"{name}_cpu_us"] = round(
