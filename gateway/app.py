@@ -32,10 +32,11 @@ from gateway import (
 from gateway.bodies import MAX_BODY_BYTES
 from gateway.caches import AuthCache, PolicyCache
 from gateway.clientip import parse_networks
+from gateway.cluster_waiters import ClusterHub
 from gateway.metrics import GatewayMetrics
 from gateway.middleware import problem_middleware
 from gateway.services import SERVICES, Clock, Services, system_clock
-from gateway.waiters import ClusterHub, Hub
+from gateway.waiters import Hub
 from pushgate.settings import Settings, SettingsError
 
 

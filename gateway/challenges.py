@@ -27,6 +27,7 @@ log = get_logger("gateway.challenges")
 MAX_WAIT_SECONDS = 55
 DRAIN_MARGIN_SECONDS = 0.5
 PING_SECONDS = 20.0
+REREAD_SECONDS = 0.5  # a waiter whose re-read failed (Redis failing over) reads again this soon
 routes = web.RouteTableDef()
 
 
@@ -301,6 +302,7 @@ async def _stream_challenge(
     # The reader's end arrives through the same inbox, so an idle socket waits on one
     # inbox.get() under a timer instead of a getter task plus asyncio.wait per wake-up.
     reader.add_done_callback(lambda _: inbox.put_nowait(_CLIENT_GONE))
+    stale = False  # the last re-read failed: read again soon, whatever arrives
     try:
         while not ws.closed:
             now_ms = svc.now_ms()
@@ -310,6 +312,8 @@ async def _stream_challenge(
                 await ws.close(code=WSCloseCode.OK)
                 return
             until_expiry = max(0.0, (int(record["expires_at"]) - now_ms) / 1000) + 0.05
+            if stale:
+                until_expiry = min(until_expiry, REREAD_SECONDS)
             try:
                 async with asyncio.timeout(until_expiry):
                     message = await inbox.get()
@@ -323,8 +327,9 @@ async def _stream_challenge(
             try:
                 refreshed = await svc.challenges.get(record["id"])
             except RedisError:
-                await asyncio.sleep(0.5)  # fail closed: wait for the backend, never guess
+                stale = True  # fail closed: read again until the backend answers, never guess
                 continue
+            stale = False
             if refreshed is None:
                 await ws.close(code=WSCloseCode.OK)
                 return

@@ -21,8 +21,9 @@ from approvals.store.users import UserStore
 from approvals.store.webhooks import WebhookStore
 from gateway.caches import AuthCache, PolicyCache
 from gateway.clientip import Network
+from gateway.cluster_waiters import ClusterHub
 from gateway.metrics import GatewayMetrics
-from gateway.waiters import ClusterHub, Hub
+from gateway.waiters import Hub
 from pushgate.settings import Settings
 
 Clock = Callable[[], float]

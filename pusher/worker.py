@@ -195,9 +195,20 @@ class Worker:
                     group, self.name, {stream_of(s): ">"}, count=count, block=1000
                 )
                 for s in range(self.backend.shards)
-            )
+            ),
+            return_exceptions=True,
         )
-        return [item for reply in replies for item in (reply or [])]
+        # A primary that is down (failing over) must not hold back the entries just read from
+        # the others: they are this consumer's now and would wait for the reclaim time.
+        failed = [r for r in replies if isinstance(r, BaseException)]
+        for reply in failed:
+            if not isinstance(reply, Exception):
+                raise reply  # cancelled
+        if failed and len(failed) == len(replies):
+            raise failed[0]
+        if failed:
+            log.warning("worker_shard_read_failed", shards=len(failed), error=str(failed[0]))
+        return [item for r in replies if not isinstance(r, BaseException) for item in (r or [])]
 
     async def _consume_jobs(self) -> None:
         await self._ensure_groups(keys.jobs, JOBS_GROUP)
@@ -245,15 +256,32 @@ class Worker:
         interval = max(0.2, self.reclaim_idle_ms / 2000)
         while not self._stopping.is_set():
             await asyncio.sleep(interval)
-            for shard in range(self.backend.shards):
-                stream = keys.jobs(shard)
-                for entry_id, fields in await self._reclaim(stream, JOBS_GROUP):
-                    self.metrics.jobs.labels("reclaimed").inc()
-                    await self._start_job(stream, entry_id, fields)
-                outbox = keys.outbox(shard)
-                events = await self._reclaim(outbox, RELAY_GROUP)
-                if events:
-                    await self._relay_batch(outbox, events)
+            await self._per_shard(self._reclaim_shard)
+
+    async def _reclaim_shard(self, shard: int) -> None:
+        stream = keys.jobs(shard)
+        for entry_id, fields in await self._reclaim(stream, JOBS_GROUP):
+            self.metrics.jobs.labels("reclaimed").inc()
+            await self._start_job(stream, entry_id, fields)
+        outbox = keys.outbox(shard)
+        events = await self._reclaim(outbox, RELAY_GROUP)
+        if events:
+            await self._relay_batch(outbox, events)
+
+    async def _per_shard(self, step: Callable[[int], Awaitable[None]]) -> None:
+        """Run ``step`` for every shard. On a Cluster a shard whose primary is down (failing
+        over) is skipped this round instead of holding back the others; when every shard
+        fails, the error goes to the loop's guard (Redis unreachable)."""
+        failed: list[Exception] = []
+        for shard in range(self.backend.shards):
+            try:
+                await step(shard)
+            except (RedisError, OSError) as exc:
+                failed.append(exc)
+        if failed and (len(failed) == self.backend.shards or not self.backend.cluster):
+            raise failed[0]
+        if failed:
+            log.warning("worker_shard_step_failed", shards=len(failed), error=str(failed[0]))
 
     async def _reclaim(self, stream: str, group: str) -> list[tuple[str, dict[str, str]]]:
         """Entries of ``group`` idle for the reclaim time, now this worker's (deleted ones are
@@ -269,22 +297,24 @@ class Worker:
     async def _sweep_expiries(self) -> None:
         """End challenges whose deadline passed (the waiters' own timers are the fast path)."""
         while not self._stopping.is_set():
-            now_ms = int(self.clock() * 1000)
-            for shard in range(self.backend.shards):
-                for challenge_id in await self.challenges.due_for_expiry(shard, now_ms):
-                    record = await self.challenges.get(challenge_id)
-                    if record is None:
-                        await self.challenges.drop_from_expiry(shard, challenge_id)
-                        continue
-                    policy = await self.tenants.get_policy(record["tenant"])
-                    outcome = await self.challenges.expire(
-                        record, retention_s=policy.result_retention_seconds, now_ms=now_ms
-                    )
-                    if outcome.result == "expired":
-                        self.metrics.expired.inc()
-                    elif outcome.result != "pending":
-                        await self.challenges.drop_from_expiry(shard, challenge_id)
+            await self._per_shard(self._sweep_shard)
             await asyncio.sleep(self.sweep_interval)
+
+    async def _sweep_shard(self, shard: int) -> None:
+        now_ms = int(self.clock() * 1000)
+        for challenge_id in await self.challenges.due_for_expiry(shard, now_ms):
+            record = await self.challenges.get(challenge_id)
+            if record is None:
+                await self.challenges.drop_from_expiry(shard, challenge_id)
+                continue
+            policy = await self.tenants.get_policy(record["tenant"])
+            outcome = await self.challenges.expire(
+                record, retention_s=policy.result_retention_seconds, now_ms=now_ms
+            )
+            if outcome.result == "expired":
+                self.metrics.expired.inc()
+            elif outcome.result != "pending":
+                await self.challenges.drop_from_expiry(shard, challenge_id)
 
     async def _relay_events(self) -> None:
         """Copy audit events to the tenants' streams: one pipeline and one XACK per batch."""

@@ -74,7 +74,9 @@ def connect(
     }
     client: Any
     if cluster:
-        client = RedisCluster.from_url(url, **options)
+        # A primary that is down (until its replica takes over) must not stop the client from
+        # using the slots the others serve.
+        client = RedisCluster.from_url(url, require_full_coverage=False, **options)
     else:
         client = aioredis.Redis.from_url(url, max_connections=512, socket_keepalive=True, **options)
     return Backend(
