@@ -50,6 +50,8 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
         cluster=settings.redis_cluster,
         shards=settings.shards,
         events_maxlen=settings.events_maxlen,
+        wait_replicas=settings.replica_acks,
+        wait_timeout_ms=settings.redis_wait_timeout_ms,
     )
     tenants = TenantStore(backend)
     auth_cache = AuthCache(tenants)
@@ -62,7 +64,9 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     listeners = {keys.AUTH_CHANGED_CHANNEL: on_change}
     hub: Hub | ClusterHub
     if settings.redis_cluster:
-        hub = ClusterHub(backend.redis, listeners=listeners, node_client=backend.node_client)
+        hub = ClusterHub(
+            backend.cluster_map_client(), listeners=listeners, node_client=backend.node_client
+        )
     else:
         hub = Hub(backend.redis, listeners=listeners)
     return Services(

@@ -86,6 +86,7 @@ class ClusterHub:
             await hub.close()
         for client in self._clients.values():
             await client.aclose()
+        await self._cluster.aclose()
 
     def wake_all(self) -> None:
         """Send ``RESYNC`` to every waiter on every node."""

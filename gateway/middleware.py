@@ -75,7 +75,9 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
             raise validation_problem(exc) from None
         except (RedisError, OSError, HubUnavailable) as exc:
             svc.metrics.backend_errors.inc()
-            log.warning("backend_unavailable", error=type(exc).__name__, route=route)
+            log.warning(
+                "backend_unavailable", error=type(exc).__name__, detail=str(exc)[:200], route=route
+            )
             raise ProblemError(
                 "backend_unavailable",
                 "the datastore is unreachable; try again shortly",

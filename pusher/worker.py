@@ -70,6 +70,8 @@ class Worker:
             cluster=settings.redis_cluster,
             shards=settings.shards,
             events_maxlen=settings.events_maxlen,
+            wait_replicas=settings.replica_acks,
+            wait_timeout_ms=settings.redis_wait_timeout_ms,
         )
         self.challenges = ChallengeStore(self.backend)
         self.devices = DeviceStore(self.backend)

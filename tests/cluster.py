@@ -78,7 +78,7 @@ def primary_port_of_slot(port: int, slot: int) -> int:
 
 
 def replica_offsets_caught_up(primary_port: int) -> bool:
-    """Whether every replica of the primary has acknowledged all it was sent."""
+    """Whether the primary has replicas, all synced and acknowledging all it sent them."""
     client = redis.Redis(port=primary_port, decode_responses=True, socket_timeout=5)
     try:
         info = client.info("replication")
@@ -86,7 +86,21 @@ def replica_offsets_caught_up(primary_port: int) -> bool:
         client.close()
     offset = int(info["master_repl_offset"])
     replicas = [v for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)]
-    return bool(replicas) and all(int(r["offset"]) >= offset for r in replicas)
+    return bool(replicas) and all(
+        r.get("state") == "online" and int(r["offset"]) >= offset for r in replicas
+    )
+
+
+def replicas_acknowledge(primary_port: int, key: str) -> bool:
+    """Whether a write of ``key`` (in a slot the primary serves) reaches a replica within
+    0.2 s: after a full sync a primary streams to its replica only once the replica's first
+    acknowledgement arrived (up to a second later), although it lists it online at once."""
+    client = redis.Redis(port=primary_port, decode_responses=True, socket_timeout=5)
+    try:
+        client.incr(key)
+        return int(client.execute_command("WAIT", 1, 200)) >= 1
+    finally:
+        client.close()
 
 
 def until(check: object, what: str, timeout: float = 30.0) -> None:

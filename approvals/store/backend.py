@@ -8,10 +8,37 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from approvals.ids import shard_for
 from approvals.store import keys
+from approvals.store.durability import Durability
 from approvals.store.scripts import Scripts
+
+TIMEOUTS = {"socket_connect_timeout": 2.0, "socket_timeout": 5.0}
+
+
+class _ClosedWriteAware:
+    """A write to a connection torn down underneath it fails as the ConnectionError it is, so
+    callers treat it as Redis being unreachable (503, retried) and not as a bug. It happens
+    while a Cluster fails over: redis-py disconnects a node's connections, in-use ones too,
+    when the slot map changes, and a connection still connecting then writes to a closed
+    transport (uvloop: RuntimeError) or to no stream at all (AttributeError on None)."""
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        try:
+            await super().send_packed_command(command, check_health)  # type: ignore[misc]
+        except (RuntimeError, AttributeError) as exc:
+            await self.disconnect(nowait=True)  # type: ignore[attr-defined]
+            raise RedisConnectionError(f"connection closed while writing: {exc}") from exc
+
+
+class Connection(_ClosedWriteAware, aioredis.Connection):
+    """A plain TCP connection (see ``_ClosedWriteAware``)."""
+
+
+class SSLConnection(_ClosedWriteAware, aioredis.SSLConnection):
+    """A TLS connection (see ``_ClosedWriteAware``)."""
 
 
 def decode_hash(raw: Any) -> dict[str, str]:
@@ -34,6 +61,7 @@ class Backend:
     scripts: Scripts
     url: str
     shards: int
+    durability: Durability
     cluster: bool = False
     jobs_maxlen: int = 100_000
     outbox_maxlen: int = 100_000
@@ -53,6 +81,11 @@ class Backend:
             socket_connect_timeout=2.0,
         )
 
+    def cluster_map_client(self) -> Any:
+        """A Cluster client of its own for reading the slot map (the pub/sub hub refreshes it
+        often; doing that on the shared client would reset connections requests are using)."""
+        return _cluster_client(self.url, decode_responses=True, **TIMEOUTS)
+
     async def ping(self) -> bool:
         """True when Redis answers."""
         return bool(await self.redis.ping())
@@ -63,27 +96,47 @@ class Backend:
 
 
 def connect(
-    url: str, *, cluster: bool = False, shards: int = 16, events_maxlen: int = 100_000
+    url: str,
+    *,
+    cluster: bool = False,
+    shards: int = 16,
+    events_maxlen: int = 100_000,
+    wait_replicas: int = 0,
+    wait_timeout_ms: int = 500,
 ) -> Backend:
-    """A Backend for ``url``; connections open lazily and reconnect by themselves."""
-    options: dict[str, Any] = {
-        "decode_responses": True,
-        "socket_connect_timeout": 2.0,
-        "socket_timeout": 5.0,
-        "health_check_interval": 15,
-    }
+    """A Backend for ``url``; connections open lazily and reconnect by themselves. Writes
+    that must survive a failover wait for ``wait_replicas`` replicas (see ``durability``)."""
+    options: dict[str, Any] = {"decode_responses": True, "health_check_interval": 15, **TIMEOUTS}
     client: Any
     if cluster:
-        # A primary that is down (until its replica takes over) must not stop the client from
-        # using the slots the others serve.
-        client = RedisCluster.from_url(url, require_full_coverage=False, **options)
+        client = _cluster_client(url, **options)
     else:
-        client = aioredis.Redis.from_url(url, max_connections=512, socket_keepalive=True, **options)
+        connection_class = SSLConnection if url.startswith("rediss://") else Connection
+        client = aioredis.Redis.from_url(
+            url,
+            max_connections=512,
+            socket_keepalive=True,
+            connection_class=connection_class,
+            **options,
+        )
     return Backend(
         redis=client,
         scripts=Scripts.register(client, cluster=cluster),
         url=url,
         shards=shards,
+        durability=Durability(
+            client, cluster=cluster, replicas=wait_replicas, timeout_ms=wait_timeout_ms
+        ),
         cluster=cluster,
         outbox_maxlen=events_maxlen,
     )
+
+
+def _cluster_client(url: str, **options: Any) -> RedisCluster:
+    """A Cluster client that keeps using the slots of healthy primaries while one is down
+    (until its replica takes over), with closed-transport writes as ConnectionErrors."""
+    client = RedisCluster.from_url(url, require_full_coverage=False, **options)
+    # RedisCluster takes no connection class; the nodes it discovers are built from these
+    ssl = client.connection_kwargs.get("connection_class") is aioredis.SSLConnection
+    client.connection_kwargs["connection_class"] = SSLConnection if ssl else Connection
+    return client

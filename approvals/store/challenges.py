@@ -144,9 +144,10 @@ class ChallengeStore:
         shard = self.shard(record["id"])
         assert shard is not None
         uk = self._b.user_keys(record["tenant"], record["user_id"])
-        reply = await self._b.scripts.answer_challenge(
-            keys=[*self._end_keys(record, shard), keys.device(shard, device_id)],
-            args=[
+        reply = await self._b.durability.run(
+            self._b.scripts.answer_challenge,
+            [*self._end_keys(record, shard), keys.device(shard, device_id)],
+            [
                 now_ms,
                 record["tenant"],
                 record["user_id"],
@@ -179,22 +180,32 @@ class ChallengeStore:
         shard = self.shard(record["id"])
         assert shard is not None
         uk = self._b.user_keys(record["tenant"], record["user_id"])
-        reply = await self._b.scripts.end_challenge(
-            keys=self._end_keys(record, shard),
-            args=[
-                now_ms,
-                tenant,
-                status,
-                reason or "",
-                method or "",
-                retention_s * 1000,
-                keys.challenge_channel(shard, record["id"]),
-                uk.device_channel,
-                self._b.outbox_maxlen,
-                self._b.jobs_maxlen,
-            ],
+        script, end_keys = self._b.scripts.end_challenge, self._end_keys(record, shard)
+        args: list[str | int] = [
+            now_ms,
+            tenant,
+            status,
+            reason or "",
+            method or "",
+            retention_s * 1000,
+            keys.challenge_channel(shard, record["id"]),
+            uk.device_channel,
+            self._b.outbox_maxlen,
+            self._b.jobs_maxlen,
+        ]
+        if status == "expired":  # follows from the deadline: a failover that loses it re-derives it
+            return _end_outcome(await script(keys=end_keys, args=args))
+        return _end_outcome(await self._b.durability.run(script, end_keys, args))
+
+    async def confirm(self, record: dict[str, str]) -> bool:
+        """Before a portal is told that a challenge ended: whether the ended state read from
+        the primary has reached its replicas (so no failover can take it back). False when
+        the record changed since; ReplicaAckTimeout when the replicas did not acknowledge."""
+        shard = self.shard(record["id"])
+        assert shard is not None
+        return await self._b.durability.confirm(
+            keys.challenge(shard, record["id"]), record["status"]
         )
-        return _end_outcome(reply)
 
     async def expire(self, record: dict[str, str], *, retention_s: int, now_ms: int) -> EndOutcome:
         """Record the expiry of a challenge whose deadline passed (idempotent)."""

@@ -71,8 +71,9 @@ class DeviceStore:
         fields: list[str] = []
         for name, value in device.items():
             fields += [name, value]
-        done = await self._b.scripts.consume_enrollment(
-            keys=[
+        done = await self._b.durability.run(
+            self._b.scripts.consume_enrollment,
+            [
                 keys.enrollment(shard, code_digest),
                 uk.user,
                 uk.devices,
@@ -80,7 +81,7 @@ class DeviceStore:
                 keys.device(uk.shard, device_id),
                 keys.outbox(uk.shard),
             ],
-            args=[now_ms, challenge, device_id, tenant, user_id, self._b.outbox_maxlen, *fields],
+            [now_ms, challenge, device_id, tenant, user_id, self._b.outbox_maxlen, *fields],
         )
         return int(done) == 1
 
@@ -116,14 +117,15 @@ class DeviceStore:
     ) -> bool:
         """Delete a device; False when it is not this user's."""
         uk = self._b.user_keys(tenant, user_id)
-        done = await self._b.scripts.remove_device(
-            keys=[
+        done = await self._b.durability.run(
+            self._b.scripts.remove_device,
+            [
                 keys.device(uk.shard, device_id),
                 uk.devices,
                 uk.active_devices,
                 keys.outbox(uk.shard),
             ],
-            args=[now_ms, device_id, tenant, user_id, self._b.outbox_maxlen, by],
+            [now_ms, device_id, tenant, user_id, self._b.outbox_maxlen, by],
         )
         return int(done) == 1
 

@@ -90,9 +90,10 @@ class TotpStore:
         uk = self._b.user_keys(tenant, user_id)
         oldest, ttl_ms = _step_args(steps[1] if steps else None, now_ms / 1000)
         first, second = (str(steps[0]), str(steps[1])) if steps else ("", "")
-        reply = await self._b.scripts.totp_confirm(
-            keys=[uk.user, uk.totp_steps, keys.outbox(uk.shard)],
-            args=[
+        reply = await self._b.durability.run(
+            self._b.scripts.totp_confirm,
+            [uk.user, uk.totp_steps, keys.outbox(uk.shard)],
+            [
                 now_ms,
                 tenant,
                 user_id,
@@ -127,9 +128,10 @@ class TotpStore:
         A ``reset`` that succeeds replaces the key with ``new_sealed``, pending."""
         uk = self._b.user_keys(tenant, user_id)
         oldest, ttl_ms = _step_args(step, now_ms / 1000)
-        reply = await self._b.scripts.totp_attempt(
-            keys=[uk.user, uk.totp_steps, keys.outbox(uk.shard), uk.devices],
-            args=[
+        reply = await self._b.durability.run(
+            self._b.scripts.totp_attempt,
+            [uk.user, uk.totp_steps, keys.outbox(uk.shard), uk.devices],
+            [
                 now_ms,
                 tenant,
                 user_id,
@@ -151,8 +153,9 @@ class TotpStore:
     async def remove(self, tenant: str, user_id: str, now_ms: int) -> bool:
         """Delete the user's key (pending or active); False when there is none."""
         uk = self._b.user_keys(tenant, user_id)
-        done = await self._b.scripts.totp_remove(
-            keys=[uk.user, uk.totp_steps, keys.outbox(uk.shard)],
-            args=[now_ms, tenant, user_id, self._b.outbox_maxlen],
+        done = await self._b.durability.run(
+            self._b.scripts.totp_remove,
+            [uk.user, uk.totp_steps, keys.outbox(uk.shard)],
+            [now_ms, tenant, user_id, self._b.outbox_maxlen],
         )
         return int(done) == 1

@@ -103,6 +103,7 @@ async def test_waiters_converge_and_delivery_continues_when_a_primary_is_killed(
             during = await open_challenges(rig, phones, "vpn")
             primaries = Counter(rig.primary_of(cid) for cid in [*before, *during])
             victim = primaries.most_common(1)[0][0]
+            on_victim = next(c for c in [*before, *during] if rig.primary_of(c) == victim)
             until(lambda: replica_offsets_caught_up(victim), "the replica to catch up", 10)
             rig.node(victim).kill()
 
@@ -117,8 +118,10 @@ async def test_waiters_converge_and_delivery_continues_when_a_primary_is_killed(
                 for cid, decision, number in queued[user]:
                     assert await rig.answer(phones[user], cid, decision, number), rig.answers[cid]
 
-            await asyncio.gather(*(answer_all(user) for user in phones))
-            new_primary = await until_failed_over(rig, victim, next(iter(during)))
+            answering = asyncio.gather(*(answer_all(user) for user in phones))
+            new_primary = await until_failed_over(rig, victim, on_victim)
+            rig.node(victim).start()  # restarted, as its pod would be: it rejoins as a replica
+            await answering  # answers wait for a replica to acknowledge them (503 until then)
             await s.apns.heal()
 
             moved = [
