@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
     trusted_proxies: str = ""
-    shards: int = Field(16, ge=1, le=4096)
+    shards: int = Field(128, ge=1, le=1024)
     drain_seconds: float = Field(20.0, ge=0, le=600)
     worker_metrics_port: int = Field(9091, ge=0, le=65535)
     worker_concurrency: int = Field(256, ge=1, le=10000)

@@ -48,7 +48,7 @@ from approvals.ids import shard_of  # noqa: E402
 from approvals.store import keys  # noqa: E402
 from pushgate.embedded import free_port  # noqa: E402
 
-SHARDS_DEFAULT = 16
+SHARDS_DEFAULT = 128  # the PUSHGATE_SHARDS default
 FAULTS: dict[str, Callable[[Stack, argparse.Namespace], faults.Fault]] = {
     "primary-kill": lambda s, a: faults.kill_primary(s, a.shards),
     "gateway-kill": lambda s, a: faults.kill_gateway(s, 0, 10),
