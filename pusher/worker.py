@@ -107,6 +107,8 @@ class Worker:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._in_flight: dict[str, set[str]] = {}
         self._loops: list[asyncio.Task[None]] = []
+        self._backlog: dict[tuple[int, str], int] = {}
+        self.observe_interval = 5.0
 
     @property
     def redis(self) -> Any:
@@ -340,18 +342,25 @@ class Worker:
         await self.webhooks.run(self._stopping)
 
     async def _observe_queue(self) -> None:
-        """Export queue lag and pending counts every few seconds."""
+        """Export the job backlog (per shard, and in all) every few seconds: what the
+        autoscaler scales the workers on."""
         while not self._stopping.is_set():
-            lag = pending = 0
-            for shard in range(self.backend.shards):
-                try:
-                    groups = await self.redis.xinfo_groups(keys.jobs(shard))
-                except ResponseError:  # the stream does not exist yet
-                    continue
-                for group in groups:
-                    if group.get("name") == JOBS_GROUP:
-                        lag += int(group.get("lag") or 0)
-                        pending += int(group.get("pending") or 0)
+            self._backlog.clear()
+            await self._per_shard(self._observe_shard)
+            lag = sum(n for (_, state), n in self._backlog.items() if state == "lag")
             self.metrics.queue_lag.set(lag)
-            self.metrics.queue_pending.set(pending)
-            await asyncio.sleep(5)
+            self.metrics.queue_pending.set(sum(self._backlog.values()) - lag)
+            await asyncio.sleep(self.observe_interval)
+
+    async def _observe_shard(self, shard: int) -> None:
+        lag = pending = 0
+        try:
+            groups = await self.redis.xinfo_groups(keys.jobs(shard))
+        except ResponseError:  # the stream does not exist yet
+            groups = []
+        for group in groups:
+            if group.get("name") == JOBS_GROUP:
+                lag, pending = int(group.get("lag") or 0), int(group.get("pending") or 0)
+        for state, count in (("lag", lag), ("pending", pending)):
+            self._backlog[(shard, state)] = count
+            self.metrics.job_backlog.labels(str(shard), state).set(count)
