@@ -75,12 +75,13 @@ async def create_challenge(request: web.Request) -> web.Response:
         number=new_number(policy.number_digits) if matching else "",
         nonce=secrets.token_urlsafe(16),
     )
-    now_ms = svc.now_ms()
-    outcome = await svc.challenges.create(new, policy, now_ms)
+    outcome = await svc.challenges.create(new, policy)
     svc.metrics.challenges.labels(outcome.result).inc()
+    now_ms = svc.now_ms()
     if outcome.result == "created":
         tag_request(request, challenge_id=new.challenge_id)
-        record = _record_of(new, now_ms, policy.push_ttl_seconds, outcome.devices)
+        created_ms = outcome.created_at_ms
+        record = _record_of(new, created_ms, policy.push_ttl_seconds, outcome.devices)
         body_out = _created_body(svc, record, deduplicated=False, now_ms=now_ms)
         return web.json_response(body_out, status=201)
     if outcome.result == "deduplicated" and outcome.existing_id:
@@ -230,9 +231,7 @@ async def _settle_expiry(svc: Services, record: dict[str, str]) -> dict[str, str
     now_ms = svc.now_ms()
     if record.get("status") == "pending" and effective_status(record, now_ms) == "expired":
         policy = await svc.policy_cache.get(record["tenant"])
-        outcome = await svc.challenges.expire(
-            record, retention_s=policy.result_retention_seconds, now_ms=now_ms
-        )
+        outcome = await svc.challenges.expire(record, retention_s=policy.result_retention_seconds)
         if outcome.result == "expired":
             svc.metrics.challenges.labels("expired").inc()
         if outcome.record:
@@ -256,7 +255,6 @@ async def cancel_challenge(request: web.Request) -> web.Response:
         reason="portal_cancelled",
         method=None,
         retention_s=policy.result_retention_seconds,
-        now_ms=svc.now_ms(),
         tenant=identity.tenant,
     )
     return respond_to_end(svc, outcome.result, outcome.record, counted="cancelled")

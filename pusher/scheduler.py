@@ -40,7 +40,7 @@ class EnrollmentScheduler:
         now_ms = int(self._clock() * 1000)
         for shard in range(self._shards):
             for member in await self._users.enrollment_due(shard, now_ms, BATCH):
-                result = await self._users.enrollment_tick(shard, member, now_ms)
+                result = await self._users.enrollment_tick(shard, member)
                 if result in ("reminded", "expired"):
                     self._metrics.enrollment_events.labels(result).inc()
                     emitted += 1

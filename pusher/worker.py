@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import os
 import socket
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -16,6 +15,7 @@ from approvals.secretbox import SecretBox
 from approvals.store import keys
 from approvals.store.backend import Backend, connect
 from approvals.store.challenges import ChallengeStore
+from approvals.store.clock import ServerClock, first_sync, keep_in_time
 from approvals.store.deliveries import JOBS_GROUP, DeliveryStore, Job
 from approvals.store.devices import DeviceStore
 from approvals.store.events import EventStore
@@ -50,7 +50,7 @@ class Worker:
         settings: Settings,
         *,
         providers: Mapping[str, PushProvider] | None = None,
-        clock: Callable[[], float] | None = None,
+        clock: ServerClock | None = None,
         name: str | None = None,
         metrics: WorkerMetrics | None = None,
         reclaim_idle_ms: int = RECLAIM_IDLE_MS,
@@ -59,7 +59,7 @@ class Worker:
         if settings.redis_url is None:
             raise ValueError("PUSHGATE_REDIS_URL is not set")
         self.settings = settings
-        self.clock = clock or time.time
+        self.clock = clock or ServerClock()
         self.name = name or f"{socket.gethostname()}-{os.getpid()}-{id(self):x}"
         self.metrics = metrics or WorkerMetrics()
         self.providers = dict(providers or {})
@@ -72,6 +72,7 @@ class Worker:
             events_maxlen=settings.events_maxlen,
             wait_replicas=settings.replica_acks,
             wait_timeout_ms=settings.redis_wait_timeout_ms,
+            clock=self.clock,
         )
         self.challenges = ChallengeStore(self.backend)
         self.devices = DeviceStore(self.backend)
@@ -116,10 +117,12 @@ class Worker:
 
     async def start(self) -> None:
         """Start providers and the loops (returns at once)."""
+        await first_sync(self.clock, self.redis)
         for provider in self.providers.values():
             await provider.start()
         await self.webhooks.start()
         self._loops = [
+            asyncio.create_task(keep_in_time(self.clock, self.redis), name="clock"),
             asyncio.create_task(self._guarded(self._consume_jobs), name="jobs"),
             asyncio.create_task(self._guarded(self._reclaim_jobs), name="reclaim"),
             asyncio.create_task(self._guarded(self._keep_claims), name="keep-claims"),
@@ -313,7 +316,7 @@ class Worker:
                 continue
             policy = await self.tenants.get_policy(record["tenant"])
             outcome = await self.challenges.expire(
-                record, retention_s=policy.result_retention_seconds, now_ms=now_ms
+                record, retention_s=policy.result_retention_seconds
             )
             if outcome.result == "expired":
                 self.metrics.expired.inc()

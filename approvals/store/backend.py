@@ -12,6 +12,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from approvals.ids import shard_for
 from approvals.store import keys
+from approvals.store.clock import ServerClock
 from approvals.store.durability import Durability
 from approvals.store.scripts import Scripts
 
@@ -62,6 +63,7 @@ class Backend:
     url: str
     shards: int
     durability: Durability
+    clock: ServerClock
     cluster: bool = False
     jobs_maxlen: int = 100_000
     outbox_maxlen: int = 100_000
@@ -86,6 +88,11 @@ class Backend:
         often; doing that on the shared client would reset connections requests are using)."""
         return _cluster_client(self.url, decode_responses=True, **TIMEOUTS)
 
+    @property
+    def shift_ms(self) -> int:
+        """The clock shift every script adds to the server's TIME (0 in production)."""
+        return self.clock.shift_ms()
+
     async def ping(self) -> bool:
         """True when Redis answers."""
         return bool(await self.redis.ping())
@@ -103,6 +110,7 @@ def connect(
     events_maxlen: int = 100_000,
     wait_replicas: int = 0,
     wait_timeout_ms: int = 500,
+    clock: ServerClock | None = None,
 ) -> Backend:
     """A Backend for ``url``; connections open lazily and reconnect by themselves. Writes
     that must survive a failover wait for ``wait_replicas`` replicas (see ``durability``)."""
@@ -127,6 +135,7 @@ def connect(
         durability=Durability(
             client, cluster=cluster, replicas=wait_replicas, timeout_ms=wait_timeout_ms
         ),
+        clock=clock or ServerClock(),
         cluster=cluster,
         outbox_maxlen=events_maxlen,
     )

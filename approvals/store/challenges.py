@@ -34,6 +34,7 @@ class CreateOutcome:
 
     result: str
     devices: int = 0
+    created_at_ms: int = 0  # the server time the record was created with
     existing_id: str | None = None
     retry_after_ms: int | None = None
     why: str | None = None
@@ -62,7 +63,7 @@ class ChallengeStore:
         shard = self.shard(challenge_id)
         return None if shard is None else keys.challenge_channel(shard, challenge_id)
 
-    async def create(self, new: NewChallenge, policy: Policy, now_ms: int) -> CreateOutcome:
+    async def create(self, new: NewChallenge, policy: Policy) -> CreateOutcome:
         """Run the atomic create step (one round trip)."""
         uk = self._b.user_keys(new.tenant, new.user_id)
         shard = uk.shard
@@ -80,7 +81,7 @@ class ChallengeStore:
                 uk.devices,
             ],
             args=[
-                now_ms,
+                self._b.shift_ms,
                 new.challenge_id,
                 policy.push_ttl_seconds * 1000,
                 policy.dedupe_seconds * 1000,
@@ -102,7 +103,7 @@ class ChallengeStore:
         )
         result = str(reply[0])
         if result == "created":
-            return CreateOutcome(result, devices=int(reply[1]))
+            return CreateOutcome(result, devices=int(reply[1]), created_at_ms=int(reply[2]))
         if result == "deduplicated":
             return CreateOutcome(result, existing_id=str(reply[1]))
         if result == "no_push_device":
@@ -138,7 +139,6 @@ class ChallengeStore:
         reason: str | None,
         sign_count: int,
         policy: Policy,
-        now_ms: int,
     ) -> EndOutcome:
         """Apply a verified device answer; the script decides if it is the first."""
         shard = self.shard(record["id"])
@@ -148,7 +148,7 @@ class ChallengeStore:
             self._b.scripts.answer_challenge,
             [*self._end_keys(record, shard), keys.device(shard, device_id)],
             [
-                now_ms,
+                self._b.shift_ms,
                 record["tenant"],
                 record["user_id"],
                 device_id,
@@ -173,7 +173,6 @@ class ChallengeStore:
         reason: str | None,
         method: str | None,
         retention_s: int,
-        now_ms: int,
         tenant: str = "",
     ) -> EndOutcome:
         """End a pending challenge (cancel, TOTP approval) or expire it if due."""
@@ -182,7 +181,7 @@ class ChallengeStore:
         uk = self._b.user_keys(record["tenant"], record["user_id"])
         script, end_keys = self._b.scripts.end_challenge, self._end_keys(record, shard)
         args: list[str | int] = [
-            now_ms,
+            self._b.shift_ms,
             tenant,
             status,
             reason or "",
@@ -207,15 +206,10 @@ class ChallengeStore:
             keys.challenge(shard, record["id"]), record["status"]
         )
 
-    async def expire(self, record: dict[str, str], *, retention_s: int, now_ms: int) -> EndOutcome:
+    async def expire(self, record: dict[str, str], *, retention_s: int) -> EndOutcome:
         """Record the expiry of a challenge whose deadline passed (idempotent)."""
         return await self.end(
-            record,
-            status="expired",
-            reason="ttl",
-            method=None,
-            retention_s=retention_s,
-            now_ms=now_ms,
+            record, status="expired", reason="ttl", method=None, retention_s=retention_s
         )
 
     async def mark(
@@ -225,7 +219,6 @@ class ChallengeStore:
         field: str,
         message: str,
         event_type: str,
-        now_ms: int,
         device_id: str = "",
     ) -> bool:
         """Record a progress fact once (``sent_at``, ``delivered_at``, ``seen_at``)."""
@@ -235,7 +228,7 @@ class ChallengeStore:
         done = await self._b.scripts.mark_progress(
             keys=[keys.challenge(shard, challenge_id), keys.outbox(shard)],
             args=[
-                now_ms,
+                self._b.shift_ms,
                 field,
                 message,
                 event_type,

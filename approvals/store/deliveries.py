@@ -146,7 +146,6 @@ class DeliveryStore:
         attempt_ms: int,
         min_left_ms: int,
         platforms: Sequence[str],
-        now_ms: int,
     ) -> Plan:
         """Drop the job if the challenge ended, tell the in-app channel once, claim first
         attempts (one script)."""
@@ -159,7 +158,7 @@ class DeliveryStore:
                 keys.outbox(uk.shard),
             ],
             args=[
-                now_ms,
+                self._b.shift_ms,
                 owner,
                 attempt_ms,
                 job.entry_id,
@@ -175,14 +174,14 @@ class DeliveryStore:
         return _plan(reply)
 
     async def begin_follow_up(
-        self, job: Job, *, owner: str, attempt_ms: int, platforms: Sequence[str], now_ms: int
+        self, job: Job, *, owner: str, attempt_ms: int, platforms: Sequence[str]
     ) -> Plan:
         """Claim follow-ups for the devices that may show the prompt (one script)."""
         uk = self._b.user_keys(job.tenant, job.user_id)
         reply = await self._b.scripts.ending_begin(
             keys=[keys.challenge(uk.shard, job.challenge_id), uk.active_devices, job.stream],
             args=[
-                now_ms,
+                self._b.shift_ms,
                 owner,
                 attempt_ms,
                 job.entry_id,
@@ -203,12 +202,11 @@ class DeliveryStore:
         owner: str,
         attempt_ms: int,
         min_left_ms: int,
-        now_ms: int,
     ) -> str:
         """Right before a retry: ``go`` (claimed) or why not (ended, expired, done, busy)."""
         reply = await self._b.scripts.delivery_gate(
             keys=[keys.challenge(self._shard(job), job.challenge_id)],
-            args=[now_ms, owner, attempt_ms, f"{phase}:{device_id}", min_left_ms],
+            args=[self._b.shift_ms, owner, attempt_ms, f"{phase}:{device_id}", min_left_ms],
         )
         return str(reply)
 
@@ -220,7 +218,6 @@ class DeliveryStore:
         outcome: Outcome,
         *,
         owner: str,
-        now_ms: int,
         last: bool = False,
         error: str = "",
     ) -> None:
@@ -229,7 +226,7 @@ class DeliveryStore:
         await self._b.scripts.delivery_settle(
             keys=[keys.challenge(shard, job.challenge_id), job.stream, keys.outbox(shard)],
             args=[
-                now_ms,
+                self._b.shift_ms,
                 owner,
                 f"{phase}:{device_id}",
                 outcome.value,
