@@ -196,13 +196,9 @@ class Worker:
             streams = {stream_of(s): ">" for s in range(self.backend.shards)}
             reply = await self.redis.xreadgroup(group, self.name, streams, count=count, block=1000)
             return list(reply or [])
+        await self.redis.initialize()  # the slot map, refreshed after a node failed
         replies = await asyncio.gather(
-            *(
-                self.redis.xreadgroup(
-                    group, self.name, {stream_of(s): ">"}, count=count, block=1000
-                )
-                for s in range(self.backend.shards)
-            ),
+            *(self._read_shard(stream_of(s), group, count) for s in range(self.backend.shards)),
             return_exceptions=True,
         )
         # A primary that is down (failing over) must not hold back the entries just read from
@@ -214,8 +210,17 @@ class Worker:
         if failed and len(failed) == len(replies):
             raise failed[0]
         if failed:
-            log.warning("worker_shard_read_failed", shards=len(failed), error=str(failed[0]))
+            log.warning("worker_shard_read_failed", shards=len(failed), error=repr(failed[0])[:200])
         return [item for r in replies if not isinstance(r, BaseException) for item in (r or [])]
+
+    async def _read_shard(self, stream: str, group: str, count: int) -> Any:
+        """A blocking XREADGROUP of one shard's stream, sent straight to the primary that owns
+        it (redis-py would otherwise first ask the server where its keys are)."""
+        return await self.redis.execute_command(
+            "XREADGROUP", "GROUP", group, self.name, "COUNT", count, "BLOCK", 1000,
+            "STREAMS", stream, ">",
+            target_nodes=self.redis.get_node_from_key(stream),
+        )  # fmt: skip
 
     async def _consume_jobs(self) -> None:
         await self._ensure_groups(keys.jobs, JOBS_GROUP)
@@ -304,12 +309,14 @@ class Worker:
     async def _sweep_expiries(self) -> None:
         """End challenges whose deadline passed (the waiters' own timers are the fast path)."""
         while not self._stopping.is_set():
-            await self._per_shard(self._sweep_shard)
+            due = await self.challenges.due_for_expiry(int(self.clock() * 1000))
+            for shard, challenge_ids in due.items():
+                with contextlib.suppress(RedisError, OSError):  # that shard again next time
+                    await self._sweep_shard(shard, challenge_ids)
             await asyncio.sleep(self.sweep_interval)
 
-    async def _sweep_shard(self, shard: int) -> None:
-        now_ms = int(self.clock() * 1000)
-        for challenge_id in await self.challenges.due_for_expiry(shard, now_ms):
+    async def _sweep_shard(self, shard: int, challenge_ids: list[str]) -> None:
+        for challenge_id in challenge_ids:
             record = await self.challenges.get(challenge_id)
             if record is None:
                 await self.challenges.drop_from_expiry(shard, challenge_id)
@@ -348,19 +355,21 @@ class Worker:
         """Export the job backlog (per shard, and in all) every few seconds: what the
         autoscaler scales the workers on."""
         while not self._stopping.is_set():
-            self._backlog.clear()
-            await self._per_shard(self._observe_shard)
+            replies = await self.backend.each_shard(
+                lambda pipe, shard: pipe.xinfo_groups(keys.jobs(shard))
+            )
+            for shard, groups in replies.items():
+                if isinstance(groups, ResponseError):  # the stream does not exist yet
+                    groups = []
+                if not isinstance(groups, Exception):  # else its primary is failing over
+                    self._observe_shard(shard, groups)
             lag = sum(n for (_, state), n in self._backlog.items() if state == "lag")
             self.metrics.queue_lag.set(lag)
             self.metrics.queue_pending.set(sum(self._backlog.values()) - lag)
             await asyncio.sleep(self.observe_interval)
 
-    async def _observe_shard(self, shard: int) -> None:
+    def _observe_shard(self, shard: int, groups: list[dict[str, Any]]) -> None:
         lag = pending = 0
-        try:
-            groups = await self.redis.xinfo_groups(keys.jobs(shard))
-        except ResponseError:  # the stream does not exist yet
-            groups = []
         for group in groups:
             if group.get("name") == JOBS_GROUP:
                 lag, pending = int(group.get("lag") or 0), int(group.get("pending") or 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -9,6 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 
 from approvals.ids import shard_for
 from approvals.store import keys
@@ -93,6 +95,19 @@ class Backend:
         """The clock shift every script adds to the server's TIME (0 in production)."""
         return self.clock.shift_ms()
 
+    async def each_shard(self, read: Callable[[Any, int], object]) -> dict[int, Any]:
+        """One read per shard, pipelined (one round trip per Redis node, not per shard): the
+        replies by shard. A shard whose command failed is left out (its primary is failing
+        over) and its error is the reply; when every shard failed, the first error is raised."""
+        pipe = self.redis.pipeline(transaction=False)
+        for shard in range(self.shards):
+            read(pipe, shard)
+        replies = await pipe.execute(raise_on_error=False)
+        failed = [r for r in replies if isinstance(r, Exception)]
+        if failed and len(failed) == len(replies) and not isinstance(failed[0], ResponseError):
+            raise failed[0]
+        return dict(enumerate(replies))
+
     async def ping(self) -> bool:
         """True when Redis answers."""
         return bool(await self.redis.ping())
@@ -144,7 +159,8 @@ def connect(
 def _cluster_client(url: str, **options: Any) -> RedisCluster:
     """A Cluster client that keeps using the slots of healthy primaries while one is down
     (until its replica takes over), with closed-transport writes as ConnectionErrors."""
-    client = RedisCluster.from_url(url, require_full_coverage=False, **options)
+    # Workers block one XREADGROUP per shard on each node: room for them (per node).
+    client = RedisCluster.from_url(url, require_full_coverage=False, max_connections=512, **options)
     # RedisCluster takes no connection class; the nodes it discovers are built from these
     ssl = client.connection_kwargs.get("connection_class") is aioredis.SSLConnection
     client.connection_kwargs["connection_class"] = SSLConnection if ssl else Connection

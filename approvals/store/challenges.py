@@ -259,12 +259,19 @@ class ChallengeStore:
         records = [decode_hash(r) for r in await pipe.execute()]
         return [r for r in records if r.get("status") == "pending"]
 
-    async def due_for_expiry(self, shard: int, now_ms: int, limit: int = 200) -> list[str]:
-        """Ids of the shard's challenges whose deadline has passed."""
-        ids = await self._b.redis.zrangebyscore(
-            keys.expiry_index(shard), "-inf", now_ms, start=0, num=limit
+    async def due_for_expiry(self, now_ms: int, limit: int = 200) -> dict[int, list[str]]:
+        """Ids of challenges whose deadline has passed, by shard (every shard in one
+        pipelined read; shards that could not be read are left out)."""
+        replies = await self._b.each_shard(
+            lambda pipe, shard: pipe.zrangebyscore(
+                keys.expiry_index(shard), "-inf", now_ms, start=0, num=limit
+            )
         )
-        return [str(i) for i in ids]
+        return {
+            shard: [str(i) for i in ids]
+            for shard, ids in replies.items()
+            if ids and not isinstance(ids, Exception)
+        }
 
     async def drop_from_expiry(self, shard: int, challenge_id: str) -> None:
         """Forget an index entry whose record is already gone."""

@@ -53,7 +53,6 @@ class ServerClock:
         self.offset = int(seconds) + int(micros) / 1e6 - (before + after) / 2
 
 
-
 async def first_sync(clock: ServerClock, redis: Any) -> bool:
     """Sync before serving (within 2 s); False when Redis does not answer (yet)."""
     try:

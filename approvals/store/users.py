@@ -92,12 +92,19 @@ class UserStore:
                 return new_ms
         raise RuntimeError("enrollment deadline kept changing; try again")
 
-    async def enrollment_due(self, shard: int, now_ms: int, limit: int = 200) -> list[str]:
-        """Members of the shard's enrollment index whose reminder or deadline is due."""
-        members = await self._b.redis.zrangebyscore(
-            keys.enrollment_index(shard), "-inf", now_ms, start=0, num=limit
+    async def enrollment_due(self, now_ms: int, limit: int = 200) -> dict[int, list[str]]:
+        """Members of the enrollment indexes whose reminder or deadline is due, by shard
+        (every shard in one pipelined read; shards that could not be read are left out)."""
+        replies = await self._b.each_shard(
+            lambda pipe, shard: pipe.zrangebyscore(
+                keys.enrollment_index(shard), "-inf", now_ms, start=0, num=limit
+            )
         )
-        return [str(m) for m in members]
+        return {
+            shard: [str(m) for m in members]
+            for shard, members in replies.items()
+            if members and not isinstance(members, Exception)
+        }
 
     async def enrollment_tick(self, shard: int, member: str) -> str:
         """Run the scheduler's step for one indexed user: ``reminded`` | ``expired`` |

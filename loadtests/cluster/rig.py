@@ -18,7 +18,6 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -166,7 +165,8 @@ def run_load(
     done: list[faults.Fault] = []
     for index, name in enumerate(chosen):
         due = started + args.warmup + index * gap
-        time.sleep(max(0.0, due - time.time()))
+        stack.idle_until(due)
+        stack.sample_cpu()
         if not locust.running:
             raise RigError("locust ended before the faults were done")
         print(f"== fault {index + 1}/{len(chosen)}: {name}", flush=True)
@@ -174,10 +174,12 @@ def run_load(
         print("   " + "; ".join(fault.notes), flush=True)
         done.append(fault)
     assert locust.popen is not None
-    try:
-        locust.popen.wait(max(0.0, started + args.duration + 120 - time.time()))
-    except subprocess.TimeoutExpired:
-        raise RigError("locust did not end in time") from None
+    deadline = started + args.duration + 120
+    while locust.running and time.time() < deadline:
+        stack.idle_until(min(deadline, time.time() + 1))
+    if locust.running:
+        raise RigError("locust did not end in time")
+    stack.sample_cpu()
     return done
 
 
@@ -225,6 +227,10 @@ def prompts_of(records: list[dict[str, Any]]) -> list[Prompt]:
         if not follow_up:
             found.append(Prompt(cid, record["token"], float(record["at"])))
     return found
+
+
+def _per(seconds: float, count: int) -> float:
+    return round(seconds * 1000 / count, 2) if count else 0.0
 
 
 def load_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -288,7 +294,17 @@ def report(
         "security_violations": len(summary.get("security_violations", [])),
         "push_bomb": summary.get("push_bomb", {}),
         "prompts_accepted": len(prompts),
+        "cpu_seconds": stack.cpu_by_role(),
     }
+    cpu = overall["cpu_seconds"]
+    per = {
+        "gateway_ms_per_request": _per(cpu.get("gateway", 0), len(judged)),
+        "gateway_ms_per_login": _per(cpu.get("gateway", 0), len(logins)),
+        "worker_ms_per_prompt": _per(cpu.get("worker", 0), len(prompts)),
+        "valkey_ms_per_login": _per(cpu.get("valkey", 0), len(logins)),
+        "haproxy_ms_per_request": _per(cpu.get("haproxy", 0), len(judged)),
+    }
+    overall["cpu_per_unit"] = per
     shown = [a for i, a in enumerate(argv) if a != "--locust" and argv[i - 1 : i] != ["--locust"]]
     command = " ".join(["loadtests/cluster/run.sh", *shown])
     machine = f"{os.cpu_count()} CPUs, {platform.platform()}, Python {platform.python_version()}"
@@ -301,13 +317,17 @@ def report(
         f" failed, {overall['prompts_accepted']} prompts accepted,"
         f" {overall['security_violations']} security violations"
     )
+    cpu_line = ", ".join(f"{role} {seconds} s" for role, seconds in cpu.items())
+    per_line = ", ".join(f"{name.replace('_', ' ')} {value}" for name, value in per.items())
     text = [
         "# Cluster rig report",
         "",
         f"Command: `{command}`  ",
         f"Machine: {machine}  ",
         f"Run: {run}  ",
-        f"Overall: {totals}",
+        f"Overall: {totals}  ",
+        f"CPU time by process kind: {cpu_line}  ",
+        f"CPU per unit of work (ms): {per_line}",
         "",
         render(reports),
         "Promises: " + ("all kept" if not broken else "BROKEN: " + "; ".join(broken)),

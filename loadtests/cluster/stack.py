@@ -4,6 +4,7 @@ Valkey cluster nodes, the APNs and FCM stand-ins, three ``pushgate serve`` behin
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -17,6 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from pushgate.embedded import cluster_node_args, find_server_binary, form_cluster, free_port
 
@@ -139,6 +142,29 @@ class Stack:
     standins: dict[str, dict[str, Any]] = field(default_factory=dict)
     haproxy_port: int = 0
     env: dict[str, str] = field(default_factory=dict)
+    cpu: dict[int, tuple[str, float]] = field(default_factory=dict)  # pid -> (role, seconds)
+
+    def sample_cpu(self) -> None:
+        """Remember each running process's CPU time (a killed one keeps its last sample)."""
+        for proc in self.procs:
+            if proc.running:
+                with contextlib.suppress(psutil.Error):
+                    times = psutil.Process(proc.pid).cpu_times()
+                    role = proc.name.split("-")[0]
+                    self.cpu[proc.pid] = (role, times.user + times.system)
+
+    def cpu_by_role(self) -> dict[str, float]:
+        """CPU seconds per role (valkey, gateway, worker, haproxy, apns, fcm, locust)."""
+        totals: dict[str, float] = {}
+        for role, seconds in self.cpu.values():
+            totals[role] = totals.get(role, 0.0) + seconds
+        return {role: round(seconds, 1) for role, seconds in sorted(totals.items())}
+
+    def idle_until(self, moment: float) -> None:
+        """Sleep until ``moment`` (epoch seconds), sampling CPU times every second."""
+        while (left := moment - time.time()) > 0:
+            self.sample_cpu()
+            time.sleep(min(1.0, left))
 
     def spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Proc:
         proc = Proc(name, argv, env or self.env, self.logs / f"{name}.log", self.work).start()
