@@ -27,6 +27,7 @@ from pusher.metrics import WorkerMetrics
 from pusher.providers.base import PushProvider
 from pusher.relay import EventRelay
 from pusher.scheduler import EnrollmentScheduler
+from pusher.streams import ShardStreams
 from pusher.webhooks import WebhookSender
 from pushgate.logs import get_logger
 from pushgate.settings import Settings
@@ -189,45 +190,24 @@ class Worker:
             with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists already
                 await self.redis.xgroup_create(stream_of(shard), group, id="0", mkstream=True)
 
-    async def _read(self, stream_of: Callable[[int], str], group: str, count: int) -> list[Any]:
-        """New entries of every shard's stream: one XREADGROUP on a single node; one per
-        shard on a Cluster, where each shard's stream lives in its own slot."""
-        if not self.backend.cluster:
-            streams = {stream_of(s): ">" for s in range(self.backend.shards)}
-            reply = await self.redis.xreadgroup(group, self.name, streams, count=count, block=1000)
-            return list(reply or [])
-        await self.redis.initialize()  # the slot map, refreshed after a node failed
-        replies = await asyncio.gather(
-            *(self._read_shard(stream_of(s), group, count) for s in range(self.backend.shards)),
-            return_exceptions=True,
+    def _streams(self, stream_of: Callable[[int], str], group: str) -> ShardStreams:
+        return ShardStreams(
+            self.redis,
+            cluster=self.backend.cluster,
+            shards=self.backend.shards,
+            stream_of=stream_of,
+            group=group,
+            consumer=self.name,
         )
-        # A primary that is down (failing over) must not hold back the entries just read from
-        # the others: they are this consumer's now and would wait for the reclaim time.
-        failed = [r for r in replies if isinstance(r, BaseException)]
-        for reply in failed:
-            if not isinstance(reply, Exception):
-                raise reply  # cancelled
-        if failed and len(failed) == len(replies):
-            raise failed[0]
-        if failed:
-            log.warning("worker_shard_read_failed", shards=len(failed), error=repr(failed[0])[:200])
-        return [item for r in replies if not isinstance(r, BaseException) for item in (r or [])]
-
-    async def _read_shard(self, stream: str, group: str, count: int) -> Any:
-        """A blocking XREADGROUP of one shard's stream, sent straight to the primary that owns
-        it (redis-py would otherwise first ask the server where its keys are)."""
-        return await self.redis.execute_command(
-            "XREADGROUP", "GROUP", group, self.name, "COUNT", count, "BLOCK", 1000,
-            "STREAMS", stream, ">",
-            target_nodes=self.redis.get_node_from_key(stream),
-        )  # fmt: skip
 
     async def _consume_jobs(self) -> None:
         await self._ensure_groups(keys.jobs, JOBS_GROUP)
-        while not self._stopping.is_set():
-            for stream, entries in await self._read(keys.jobs, JOBS_GROUP, 128):
-                for entry_id, fields in entries:
-                    await self._start_job(stream, entry_id, fields)
+
+        async def start(stream: str, entries: list[Any]) -> None:
+            for entry_id, fields in entries:
+                await self._start_job(stream, entry_id, fields)
+
+        await self._streams(keys.jobs, JOBS_GROUP).consume(128, start, self._stopping)
 
     async def _start_job(self, stream: str, entry_id: str, fields: dict[str, str]) -> None:
         """Run one job in the background once a concurrency slot is free."""
@@ -333,9 +313,8 @@ class Worker:
     async def _relay_events(self) -> None:
         """Copy audit events to the tenants' streams: one pipeline and one XACK per batch."""
         await self._ensure_groups(keys.outbox, RELAY_GROUP)
-        while not self._stopping.is_set():
-            for stream, entries in await self._read(keys.outbox, RELAY_GROUP, 256):
-                await self._relay_batch(stream, entries)
+        streams = self._streams(keys.outbox, RELAY_GROUP)
+        await streams.consume(256, self._relay_batch, self._stopping)
 
     async def _relay_batch(self, stream: str, entries: list[Any]) -> None:
         batch = [(entry_id, fields) for entry_id, fields in entries if fields is not None]
