@@ -265,7 +265,8 @@ class TotpUser(FastHttpUser):
         step = totp_step(account["last_step"], time.time())
         assert step is not None
         code = account["totp"].at(step * 30)
-        account["last_step"], account["last_code"] = step, code
+        # the step is spent whatever the answer; a code is only replayed once it was accepted
+        account["last_step"], account["last_code"] = step, None
         with self.client.post(
             account["base"] + "/verify",
             json={"code": code},
@@ -275,6 +276,8 @@ class TotpUser(FastHttpUser):
         ) as resp:
             if resp.status_code != 200 or resp.json().get("result") != "allow":
                 resp.failure(f"{resp.status_code}: {resp.text[:200]}")
+            else:
+                account["last_code"] = code
 
     def replay(self, account: dict[str, Any]) -> None:
         """Send the last accepted code again (once: a replay may count as a failed attempt)."""
