@@ -108,6 +108,22 @@ class Backend:
             raise failed[0]
         return dict(enumerate(replies))
 
+    async def due_in_each_shard(
+        self, index_of: Callable[[int], str], until_ms: int, limit: int
+    ) -> dict[int, list[str]]:
+        """Members scored up to ``until_ms`` in every shard's sorted-set index, by shard (one
+        pipelined read; shards that could not be read are left out)."""
+        replies = await self.each_shard(
+            lambda pipe, shard: pipe.zrangebyscore(
+                index_of(shard), "-inf", until_ms, start=0, num=limit
+            )
+        )
+        return {
+            shard: [str(member) for member in members]
+            for shard, members in replies.items()
+            if members and not isinstance(members, Exception)
+        }
+
     async def ping(self) -> bool:
         """True when Redis answers."""
         return bool(await self.redis.ping())

@@ -262,16 +262,7 @@ class ChallengeStore:
     async def due_for_expiry(self, now_ms: int, limit: int = 200) -> dict[int, list[str]]:
         """Ids of challenges whose deadline has passed, by shard (every shard in one
         pipelined read; shards that could not be read are left out)."""
-        replies = await self._b.each_shard(
-            lambda pipe, shard: pipe.zrangebyscore(
-                keys.expiry_index(shard), "-inf", now_ms, start=0, num=limit
-            )
-        )
-        return {
-            shard: [str(i) for i in ids]
-            for shard, ids in replies.items()
-            if ids and not isinstance(ids, Exception)
-        }
+        return await self._b.due_in_each_shard(keys.expiry_index, now_ms, limit)
 
     async def drop_from_expiry(self, shard: int, challenge_id: str) -> None:
         """Forget an index entry whose record is already gone."""

@@ -95,16 +95,7 @@ class UserStore:
     async def enrollment_due(self, now_ms: int, limit: int = 200) -> dict[int, list[str]]:
         """Members of the enrollment indexes whose reminder or deadline is due, by shard
         (every shard in one pipelined read; shards that could not be read are left out)."""
-        replies = await self._b.each_shard(
-            lambda pipe, shard: pipe.zrangebyscore(
-                keys.enrollment_index(shard), "-inf", now_ms, start=0, num=limit
-            )
-        )
-        return {
-            shard: [str(m) for m in members]
-            for shard, members in replies.items()
-            if members and not isinstance(members, Exception)
-        }
+        return await self._b.due_in_each_shard(keys.enrollment_index, now_ms, limit)
 
     async def enrollment_tick(self, shard: int, member: str) -> str:
         """Run the scheduler's step for one indexed user: ``reminded`` | ``expired`` |
