@@ -31,10 +31,12 @@ def _port_with_free_bus() -> int:
 
 @contextmanager
 def embedded_cluster(
-    *, primaries: int = 3, replicas: int = 0, node_timeout_ms: int = 2000
+    *, primaries: int = 3, replicas: int = 0, node_timeout_ms: int = 15_000
 ) -> Iterator[list[EmbeddedRedis]]:
     """Start cluster-enabled servers and join them: the first ``primaries`` nodes share the
-    slots, then ``replicas`` replicas per primary, in the same order."""
+    slots, then ``replicas`` replicas per primary, in the same order. Failover tests pass a
+    short node timeout; the default (the servers' own) keeps a loaded machine from failing
+    nodes over that are only slow."""
     nodes = [
         EmbeddedRedis(
             port=_port_with_free_bus(),

@@ -124,7 +124,7 @@ async def kill_and_fail_over(rig: ClusterStack, victim: int, user_slot: int, pro
 
 @pytest.fixture
 async def durable_rig(tmp_path: Path) -> Any:
-    with embedded_cluster(replicas=1) as nodes:
+    with embedded_cluster(replicas=1, node_timeout_ms=2000) as nodes:
         async with cluster_stack(nodes, tmp_path) as rig:
             tenant = cli_json(rig.s.env, tmp_path, "tenant", "create", "durable")
             key = cli_json(rig.s.env, tmp_path, "apikey", "create", tenant["tenant_id"],
