@@ -21,7 +21,7 @@ async def unlock_user(request: web.Request) -> web.Response:
     await read_body(request, NoBody)
     svc = services(request)
     tag_request(request, tenant=identity.tenant)
-    if not await svc.users.unlock(identity.tenant, user_id, svc.now_ms()):
+    if not await svc.users.unlock(identity.tenant, user_id):
         raise ProblemError("not_found", "no such user")
     return web.Response(status=204)
 

@@ -12,6 +12,7 @@ from approvals.secretbox import SecretBox
 from approvals.store import keys
 from approvals.store.backend import Backend, connect
 from approvals.store.challenges import ChallengeStore
+from approvals.store.clock import ServerClock, first_sync, keep_in_time
 from approvals.store.devices import DeviceStore
 from approvals.store.events import EventStore
 from approvals.store.tenants import TenantStore
@@ -33,23 +34,28 @@ from gateway import (
 from gateway.bodies import MAX_BODY_BYTES
 from gateway.caches import AuthCache, PolicyCache
 from gateway.clientip import parse_networks
+from gateway.cluster_waiters import ClusterHub
 from gateway.metrics import GatewayMetrics
 from gateway.middleware import problem_middleware
-from gateway.services import SERVICES, Clock, Services, system_clock
-from gateway.waiters import ClusterHub, Hub
+from gateway.services import SERVICES, Services
+from gateway.waiters import Hub
 from pushgate.settings import Settings, SettingsError
 
 
-def build_services(settings: Settings, clock: Clock | None = None) -> Services:
+def build_services(settings: Settings, clock: ServerClock | None = None) -> Services:
     """Wire the stores, caches and hub for one app (nothing connects yet)."""
     if settings.redis_url is None:
         raise SettingsError("PUSHGATE_REDIS_URL is not set")
     settings.secret_key_bytes  # noqa: B018 - fail early without a secret key
+    clock = clock or ServerClock()
     backend: Backend = connect(
         settings.redis_url,
         cluster=settings.redis_cluster,
         shards=settings.shards,
         events_maxlen=settings.events_maxlen,
+        wait_replicas=settings.replica_acks,
+        wait_timeout_ms=settings.redis_wait_timeout_ms,
+        clock=clock,
     )
     tenants = TenantStore(backend)
     auth_cache = AuthCache(tenants)
@@ -62,13 +68,15 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
     listeners = {keys.AUTH_CHANGED_CHANNEL: on_change}
     hub: Hub | ClusterHub
     if settings.redis_cluster:
-        hub = ClusterHub(backend.redis, listeners=listeners, node_client=backend.node_client)
+        hub = ClusterHub(
+            backend.cluster_map_client(), listeners=listeners, node_client=backend.node_client
+        )
     else:
         hub = Hub(backend.redis, listeners=listeners)
     return Services(
         settings=settings,
         backend=backend,
-        clock=clock or system_clock,
+        clock=clock,
         hub=hub,
         metrics=GatewayMetrics(),
         auth_cache=auth_cache,
@@ -88,11 +96,14 @@ def build_services(settings: Settings, clock: Clock | None = None) -> Services:
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     svc = app[SERVICES]
     await svc.hub.start()
+    await first_sync(svc.clock, svc.backend.redis)
+    clock = asyncio.create_task(keep_in_time(svc.clock, svc.backend.redis), name="clock")
     trimming = asyncio.create_task(svc.allocator.run(), name="allocator-trim")
     yield
-    trimming.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await trimming
+    for task in (trimming, clock):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     await svc.hub.close()
     await svc.backend.close()
 
@@ -109,7 +120,7 @@ async def close_websockets(app: web.Application) -> None:
     await asyncio.gather(*closing, return_exceptions=True)
 
 
-def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
+def create_app(settings: Settings, *, clock: ServerClock | None = None) -> web.Application:
     """The gateway application. Resources open on startup and close on cleanup."""
     app = web.Application(middlewares=[problem_middleware], client_max_size=MAX_BODY_BYTES)
     app[SERVICES] = build_services(settings, clock)

@@ -15,6 +15,7 @@ from approvals.challenge import effective_status, portal_view
 from approvals.ids import new_challenge_id
 from approvals.numbers import new_number
 from approvals.store.challenges import NewChallenge
+from approvals.store.durability import ReplicaAckTimeout
 from gateway.auth import optional_api_key, require_key, watch_token, watch_token_valid
 from gateway.bodies import CreateChallenge, read_body
 from gateway.problems import ProblemError
@@ -28,6 +29,8 @@ log = get_logger("gateway.challenges")
 MAX_WAIT_SECONDS = 55
 DRAIN_MARGIN_SECONDS = 0.5
 PING_SECONDS = 20.0
+REREAD_SECONDS = 0.5  # a waiter whose re-read failed (Redis failing over) reads again this soon
+CONFIRM_PATIENCE_SECONDS = 10.0  # then a waiter whose result cannot be confirmed closes (1013)
 routes = web.RouteTableDef()
 
 
@@ -73,12 +76,13 @@ async def create_challenge(request: web.Request) -> web.Response:
         number=new_number(policy.number_digits) if matching else "",
         nonce=secrets.token_urlsafe(16),
     )
-    now_ms = svc.now_ms()
-    outcome = await svc.challenges.create(new, policy, now_ms)
+    outcome = await svc.challenges.create(new, policy)
     svc.metrics.challenges.labels(outcome.result).inc()
+    now_ms = svc.now_ms()
     if outcome.result == "created":
         tag_request(request, challenge_id=new.challenge_id)
-        record = _record_of(new, now_ms, policy.push_ttl_seconds, outcome.devices)
+        created_ms = outcome.created_at_ms
+        record = _record_of(new, created_ms, policy.push_ttl_seconds, outcome.devices)
         body_out = _created_body(svc, record, deduplicated=False, now_ms=now_ms)
         return web.json_response(body_out, status=201)
     if outcome.result == "deduplicated" and outcome.existing_id:
@@ -170,7 +174,27 @@ async def get_challenge(request: web.Request) -> web.Response:
     svc = services(request)
     if wait > 0 and effective_status(record, svc.now_ms()) == "pending":
         record = await _wait_for_end(svc, record, wait)
+    record = await confirmed(svc, record)
     return web.json_response(portal_view(record, svc.now_ms()))
+
+
+#: ended states that follow from the record alone and need no confirmation
+_SELF_EVIDENT = ("pending", "expired")
+
+
+async def confirmed(svc: Services, record: dict[str, str]) -> dict[str, str]:
+    """The record as a portal may be told it: an ended state only once it reached the
+    replicas, so that no failover can take it back (SPEC: terminal states never change).
+    When it changed meanwhile (a failover already took it back), the fresh record is
+    confirmed instead. Raises a RedisError (503) when that cannot be established."""
+    for _ in range(3):
+        if record.get("status") in _SELF_EVIDENT or await svc.challenges.confirm(record):
+            return record
+        fresh = await svc.challenges.get(record["id"])
+        if fresh is None:
+            break
+        record = fresh
+    raise ReplicaAckTimeout("the challenge's state could not be confirmed")
 
 
 async def _wait_for_end(svc: Services, record: dict[str, str], wait: float) -> dict[str, str]:
@@ -208,9 +232,7 @@ async def _settle_expiry(svc: Services, record: dict[str, str]) -> dict[str, str
     now_ms = svc.now_ms()
     if record.get("status") == "pending" and effective_status(record, now_ms) == "expired":
         policy = await svc.policy_cache.get(record["tenant"])
-        outcome = await svc.challenges.expire(
-            record, retention_s=policy.result_retention_seconds, now_ms=now_ms
-        )
+        outcome = await svc.challenges.expire(record, retention_s=policy.result_retention_seconds)
         if outcome.result == "expired":
             svc.metrics.challenges.labels("expired").inc()
         if outcome.record:
@@ -234,7 +256,6 @@ async def cancel_challenge(request: web.Request) -> web.Response:
         reason="portal_cancelled",
         method=None,
         retention_s=policy.result_retention_seconds,
-        now_ms=svc.now_ms(),
         tenant=identity.tenant,
     )
     return respond_to_end(svc, outcome.result, outcome.record, counted="cancelled")
@@ -299,19 +320,39 @@ async def _stream_challenge(
     record: dict[str, str],
     inbox: Inbox,
 ) -> None:
+    try:
+        record = await confirmed(svc, record)
+    except RedisError:
+        await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"backend unavailable")
+        return
     await ws.send_json({"type": "snapshot", "challenge": portal_view(record, svc.now_ms())})
     # The reader's end arrives through the same inbox, so an idle socket waits on one
     # inbox.get() under a timer instead of a getter task plus asyncio.wait per wake-up.
     ws.read_in_background(lambda: inbox.put_nowait(CLIENT_GONE))
+    stale = False  # the last re-read failed: read again soon, whatever arrives
+    unconfirmed: float | None = None  # since when an ended state could not be confirmed
+    loop = asyncio.get_running_loop()
     try:
         while not ws.closed:
             now_ms = svc.now_ms()
             if effective_status(record, now_ms) != "pending":
                 record = await _settle_expiry(svc, record)
+                try:
+                    record = await confirmed(svc, record)
+                except RedisError:
+                    unconfirmed = unconfirmed or loop.time()
+                    if loop.time() - unconfirmed > CONFIRM_PATIENCE_SECONDS:
+                        raise
+                    await asyncio.sleep(REREAD_SECONDS)  # never tell what may be taken back
+                    continue
+                if effective_status(record, svc.now_ms()) == "pending":
+                    continue  # a failover took the end back: wait on
                 await ws.send_json({"type": "result", "challenge": portal_view(record, now_ms)})
                 await ws.close(code=WSCloseCode.OK)
                 return
             until_expiry = max(0.0, (int(record["expires_at"]) - now_ms) / 1000) + 0.05
+            if stale:
+                until_expiry = min(until_expiry, REREAD_SECONDS)
             try:
                 async with asyncio.timeout(until_expiry):
                     message = await inbox.get()
@@ -325,8 +366,9 @@ async def _stream_challenge(
             try:
                 refreshed = await svc.challenges.get(record["id"])
             except RedisError:
-                await asyncio.sleep(0.5)  # fail closed: wait for the backend, never guess
+                stale = True  # fail closed: read again until the backend answers, never guess
                 continue
+            stale = False
             if refreshed is None:
                 await ws.close(code=WSCloseCode.OK)
                 return

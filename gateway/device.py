@@ -74,7 +74,6 @@ async def get_device_challenge(request: web.Request) -> web.Response:
             field="seen_at",
             message="seen",
             event_type="",
-            now_ms=now_ms,
             device_id=device["id"],
         )
     return web.json_response(body)
@@ -95,7 +94,6 @@ async def ack_challenge(request: web.Request) -> web.Response:
         field="delivered_at",
         message="delivered",
         event_type="challenge.delivered",
-        now_ms=now_ms,
         device_id=device["id"],
     )
     return web.Response(status=204)
@@ -123,7 +121,6 @@ async def answer_challenge(request: web.Request) -> web.Response:
         reason=reason,
         sign_count=sign_count,
         policy=policy,
-        now_ms=svc.now_ms(),
     )
     if outcome.result == "sign_count":
         raise ProblemError("webauthn_invalid", "the authenticator's sign count did not grow")
@@ -168,7 +165,6 @@ async def put_push_token(request: web.Request) -> web.Response:
         platform=body.platform,
         push_token=body.push_token or "",
         app_bundle_id=body.app_bundle_id or device.get("app_bundle_id", ""),
-        now_ms=svc.now_ms(),
     )
     return web.Response(status=204)
 
@@ -183,7 +179,6 @@ async def delete_self(request: web.Request) -> web.Response:
         user_id=device["user_id"],
         device_id=device["id"],
         by="device",
-        now_ms=svc.now_ms(),
     )
     return web.Response(status=204)
 

@@ -55,7 +55,6 @@ async def start_push_enrollment(request: web.Request) -> web.Response:
         enrollment_id=enrollment_id,
         code_digest=code_digest(code),
         ttl_s=ENROLLMENT_CODE_TTL_SECONDS,
-        now_ms=now_ms,
         period_days=policy.enrollment_period_days,
     )
     url = enroll_url(svc.settings.public_url, code)
@@ -171,7 +170,6 @@ async def enroll_device(request: web.Request) -> web.Response:
         user_id=record["user_id"],
         device_id=device_id,
         device=device,
-        now_ms=now_ms,
     )
     if not consumed:
         raise ProblemError("enrollment_code_invalid", "the enrollment code was already used")

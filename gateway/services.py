@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import time
 import weakref
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +11,7 @@ from aiohttp import web
 from approvals.secretbox import SecretBox
 from approvals.store.backend import Backend
 from approvals.store.challenges import ChallengeStore
+from approvals.store.clock import ServerClock
 from approvals.store.devices import DeviceStore
 from approvals.store.events import EventStore
 from approvals.store.tenants import TenantStore
@@ -21,12 +20,11 @@ from approvals.store.users import UserStore
 from approvals.store.webhooks import WebhookStore
 from gateway.caches import AuthCache, PolicyCache
 from gateway.clientip import Network
+from gateway.cluster_waiters import ClusterHub
 from gateway.memory import AllocatorTrim
 from gateway.metrics import GatewayMetrics
-from gateway.waiters import ClusterHub, Hub
+from gateway.waiters import Hub
 from pushgate.settings import Settings
-
-Clock = Callable[[], float]
 
 
 @dataclass
@@ -35,7 +33,7 @@ class Services:
 
     settings: Settings
     backend: Backend
-    clock: Clock
+    clock: ServerClock
     hub: Hub | ClusterHub
     metrics: GatewayMetrics
     auth_cache: AuthCache
@@ -63,8 +61,8 @@ class Services:
         self.hub.wake_all()
 
     def now_ms(self) -> int:
-        """The current time in epoch milliseconds from the injected clock."""
-        return int(self.clock() * 1000)
+        """The current time in epoch milliseconds (the Redis server's, see ServerClock)."""
+        return self.clock.now_ms()
 
 
 SERVICES = web.AppKey("services", Services)
@@ -73,11 +71,6 @@ SERVICES = web.AppKey("services", Services)
 def services(request: web.Request) -> Services:
     """The services of the app serving ``request``."""
     return request.app[SERVICES]
-
-
-def system_clock() -> float:
-    """Wall-clock time in epoch seconds."""
-    return time.time()
 
 
 REQUEST_ID = web.RequestKey("request_id", str)

@@ -26,7 +26,7 @@ from gateway.challenges import respond_to_end
 from gateway.problems import ProblemError
 from gateway.services import Services, services, tag_request
 from gateway.users import path_user_id
-from policies.decide import attempt_limit, lock_retry_after, lock_until
+from policies.decide import attempt_limit, lock_retry_after
 
 routes = web.RouteTableDef()
 
@@ -110,7 +110,7 @@ async def _attempt(
             step=step,
             failure="malformed" if malformed else "invalid",
             limit=limit,
-            lock_until_ms=int(lock_until(policy, now) * 1000),
+            lockout_ms=policy.lockout_seconds * 1000,  # the script locks from its own now
             purpose=purpose,
             now_ms=int(now * 1000),
             challenge_id=challenge_id,
@@ -150,7 +150,6 @@ async def enroll_totp(request: web.Request) -> web.Response:
         user_id,
         sealed=svc.secret_box.seal(secret, context=_context(identity.tenant, user_id)),
         period_days=policy.enrollment_period_days,
-        now_ms=svc.now_ms(),
     )
     if outcome.result != "ok":
         raise _refusal(outcome, svc.clock())
@@ -235,7 +234,6 @@ async def challenge_totp(request: web.Request) -> web.Response:
         reason=None,
         method="totp",
         retention_s=policy.result_retention_seconds,
-        now_ms=svc.now_ms(),
         tenant=identity.tenant,
     )
     return respond_to_end(svc, outcome.result, outcome.record, counted="approved")
@@ -264,6 +262,6 @@ async def remove_totp(request: web.Request) -> web.Response:
     user_id = path_user_id(request)
     svc = services(request)
     tag_request(request, tenant=identity.tenant)
-    if not await svc.totp.remove(identity.tenant, user_id, svc.now_ms()):
+    if not await svc.totp.remove(identity.tenant, user_id):
         raise ProblemError("not_found", "the user has no TOTP key")
     return web.Response(status=204)

@@ -88,7 +88,7 @@ async def put_user(request: web.Request) -> web.Response:
     }
     policy = await svc.policy_cache.get(identity.tenant)
     created, record = await svc.users.put(
-        identity.tenant, user_id, fields, svc.now_ms(), period_days=policy.enrollment_period_days
+        identity.tenant, user_id, fields, period_days=policy.enrollment_period_days
     )
     _, devices = await svc.users.get(identity.tenant, user_id)
     view = user_view(record, devices, policy, svc.clock())
@@ -142,7 +142,6 @@ async def remove_device(request: web.Request) -> web.Response:
         user_id=user_id,
         device_id=request.match_info["device_id"][:128],
         by="admin",
-        now_ms=svc.now_ms(),
     )
     if not removed:
         raise ProblemError("not_found", "no such device")

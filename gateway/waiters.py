@@ -2,17 +2,21 @@
 
 Waiters subscribe first and read the state second, so no message is lost in between.
 When the connection breaks, the hub reconnects, subscribes again and sends ``RESYNC`` to
-every waiter, which then re-reads the state: every waiter ends with the true state.
+every waiter, which then re-reads the state: every waiter ends with the true state. On a
+Cluster, ``gateway.cluster_waiters`` runs one hub per primary and moves channels between
+them when a slot changes hands (the same ``RESYNC`` follows the move).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
+from redis.crc import key_slot
 from redis.exceptions import RedisError
 
 from pushgate.logs import get_logger
@@ -26,6 +30,40 @@ log = get_logger("gateway.waiters")
 
 class HubUnavailable(Exception):
     """The subscription could not be confirmed (Redis unreachable)."""
+
+
+@contextlib.asynccontextmanager
+async def joined(
+    channels: dict[str, Channel],
+    channel: str,
+    *,
+    attach: Callable[[str, Channel], Awaitable[object]],
+    detach: Callable[[str], Awaitable[object]],
+    within: float,
+) -> AsyncIterator[Inbox]:
+    """A waiter joins ``channel`` (subscribed through ``attach`` when it is the first) and gets
+    an inbox once Redis confirmed the subscription (HubUnavailable after ``within`` seconds);
+    the last waiter to leave ``detach``es it."""
+    inbox = Inbox()
+    entry = channels.get(channel)
+    try:
+        if entry is None:
+            entry = channels[channel] = Channel()
+            entry.inboxes.add(inbox)
+            await attach(channel, entry)
+        else:
+            entry.inboxes.add(inbox)
+        try:
+            await asyncio.wait_for(entry.wait_ready(), within)
+        except TimeoutError:
+            raise HubUnavailable("subscription not confirmed") from None
+        yield inbox
+    finally:
+        if entry is not None:
+            entry.inboxes.discard(inbox)
+            if not entry.inboxes and channels.get(channel) is entry:
+                del channels[channel]
+                await detach(channel)
 
 
 class Inbox:
@@ -58,15 +96,31 @@ class Inbox:
         return self._items.popleft()
 
 
-class _Channel:
-    """The waiters of one channel and whether Redis confirmed the subscription."""
+class Channel:
+    """The waiters of one channel, whether Redis confirmed the subscription, and whether they
+    must re-read once it is confirmed again (after a reconnect or a move to another node)."""
 
-    __slots__ = ("_ready_waiters", "inboxes", "ready")
+    __slots__ = ("_ready_waiters", "inboxes", "ready", "resync")
 
     def __init__(self) -> None:
         self.inboxes: set[Inbox] = set()
         self.ready = False
+        self.resync = False
         self._ready_waiters: list[asyncio.Future[None]] = []
+
+    def lost(self) -> None:
+        """The subscription is gone: once confirmed again, waiters that read must re-read."""
+        if self.ready:
+            self.resync = True
+        self.ready = False
+
+    def confirmed(self) -> None:
+        """Redis confirmed the subscription: wake waiters; ``RESYNC`` them if they must re-read."""
+        self.set_ready()
+        if self.resync:
+            self.resync = False
+            for inbox in self.inboxes:
+                inbox.put_nowait(RESYNC)
 
     def set_ready(self) -> None:
         self.ready = True
@@ -92,12 +146,14 @@ class Hub:
         sharded: bool = False,
         listeners: Mapping[str, Callable[[str], None]] | None = None,
         confirm_timeout: float = 3.0,
+        on_trouble: Callable[[], None] | None = None,
     ) -> None:
         self._redis = redis
         self._sharded = sharded
         self._listeners = dict(listeners or {})
         self._confirm_timeout = confirm_timeout
-        self._channels: dict[str, _Channel] = {}
+        self._on_trouble = on_trouble or (lambda: None)
+        self._channels: dict[str, Channel] = {}
         self._pubsub: Any = None
         self._connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -105,8 +161,11 @@ class Hub:
         self.reconnects = 0
 
     async def start(self) -> None:
-        """Start the reader task (connects in the background)."""
-        self._task = asyncio.create_task(self._run(), name="pubsub-hub")
+        """Start the reader task (connects in the background, outside any request's log
+        context)."""
+        self._task = asyncio.create_task(
+            self._run(), name="pubsub-hub", context=contextvars.Context()
+        )
 
     async def close(self) -> None:
         """Stop the reader and close the connection."""
@@ -132,42 +191,72 @@ class Hub:
             for inbox in entry.inboxes:
                 inbox.put_nowait(RESYNC)
 
-    @contextlib.asynccontextmanager
-    async def subscription(self, channel: str) -> AsyncIterator[Inbox]:
+    def subscription(self, channel: str) -> contextlib.AbstractAsyncContextManager[Inbox]:
         """Subscribe to ``channel`` and yield an inbox of its messages once confirmed."""
-        inbox = Inbox()
-        entry = self._channels.get(channel)
-        if entry is None:
-            entry = self._channels[channel] = _Channel()
-            entry.inboxes.add(inbox)
-            if self._connected.is_set():
-                await self._send("subscribe", channel)
-        else:
-            entry.inboxes.add(inbox)
-        try:
-            try:
-                await asyncio.wait_for(entry.wait_ready(), self._confirm_timeout)
-            except TimeoutError:
-                raise HubUnavailable("subscription not confirmed") from None
-            yield inbox
-        finally:
-            entry.inboxes.discard(inbox)
-            if not entry.inboxes and self._channels.get(channel) is entry:
-                del self._channels[channel]
-                if self._connected.is_set():
-                    await self._send("unsubscribe", channel)
+        return joined(
+            self._channels,
+            channel,
+            attach=self.adopt,
+            detach=self.release,
+            within=self._confirm_timeout,
+        )
+
+    async def adopt(self, channel: str, entry: Channel) -> None:
+        """Carry ``channel``'s waiters on this connection (a new channel, or one moved here from
+        another node's hub); they get ``RESYNC`` once it is confirmed if they had read."""
+        entry.lost()
+        self._channels[channel] = entry
+        if self._connected.is_set():
+            await self._send("subscribe", channel)
+
+    async def release(self, channel: str) -> None:
+        """Stop carrying ``channel`` (its last waiter left, or it moved to another node)."""
+        self._channels.pop(channel, None)
+        if self._connected.is_set():
+            await self._send("unsubscribe", channel)
+
+    def channels(self) -> list[str]:
+        """The channels this hub carries."""
+        return list(self._channels)
+
+    async def set_listeners(self, listeners: Mapping[str, Callable[[str], None]]) -> None:
+        """Carry these (not sharded) change-notice listeners from now on, and no others."""
+        added = [name for name in listeners if name not in self._listeners]
+        dropped = [name for name in self._listeners if name not in listeners]
+        self._listeners = dict(listeners)
+        if self._connected.is_set():
+            with contextlib.suppress(RedisError, OSError):  # the reader notices a dead link
+                if added:
+                    await self._bounded(self._pubsub.subscribe(*added))
+                if dropped:
+                    await self._bounded(self._pubsub.unsubscribe(*dropped))
 
     async def _send(self, verb: str, *channels: str) -> None:
         command = ("s" + verb) if self._sharded else verb
         try:
-            await getattr(self._pubsub, command)(*channels)
-        except (RedisError, OSError) as exc:
+            await self._bounded(getattr(self._pubsub, command)(*channels))
+        except (RedisError, OSError) as exc:  # TimeoutError included: the reader notices too
             log.warning("pubsub_send_failed", verb=verb, error=str(exc))
+
+    async def _bounded(self, call: Awaitable[object]) -> None:
+        """Await one pub/sub command, giving up after the confirm timeout (a paused server)."""
+        async with asyncio.timeout(self._confirm_timeout):
+            await call
+
+    def _subscribe_groups(self) -> list[list[str]]:
+        """The channels to subscribe again after a reconnect, in commands Redis accepts: one
+        per slot for sharded channels (SSUBSCRIBE takes channels of one slot only)."""
+        if not self._sharded:
+            return [list(self._channels)] if self._channels else []
+        groups: dict[int, list[str]] = {}
+        for channel in self._channels:
+            groups.setdefault(key_slot(channel.encode()), []).append(channel)
+        return list(groups.values())
 
     async def _drop_connection(self) -> None:
         self._connected.clear()
         for entry in self._channels.values():
-            entry.ready = False
+            entry.lost()
         pubsub, self._pubsub = self._pubsub, None
         if pubsub is not None:
             with contextlib.suppress(Exception):
@@ -179,41 +268,41 @@ class Hub:
         while not self._closing:
             try:
                 self._pubsub = self._redis.pubsub()
-                await self._pubsub.subscribe(IDLE_CHANNEL, *self._listeners)
-                if self._channels:
+                await self._bounded(self._pubsub.subscribe(IDLE_CHANNEL, *self._listeners))
+                for group in self._subscribe_groups():
                     verb = "ssubscribe" if self._sharded else "subscribe"
-                    await getattr(self._pubsub, verb)(*self._channels)
+                    await self._bounded(getattr(self._pubsub, verb)(*group))
                 self._connected.set()
                 if not first:
                     self.reconnects += 1
                     log.info("pubsub_reconnected", channels=len(self._channels))
                 first, delay = False, 0.05
-                await self._read(resync=self.reconnects > 0)
+                await self._read()
             except asyncio.CancelledError:
                 raise
-            except (RedisError, OSError) as exc:
-                log.warning("pubsub_connection_lost", error=str(exc))
+            except (RedisError, OSError) as exc:  # TimeoutError is an OSError
+                log.warning("pubsub_connection_lost", error=str(exc) or type(exc).__name__)
             await self._drop_connection()
+            self._on_trouble()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
 
-    async def _read(self, *, resync: bool) -> None:
-        pending_resync = set(self._channels) if resync else set()
+    async def _read(self) -> None:
         while not self._closing:
             message = await self._pubsub.get_message(timeout=5.0)
             if message is None:
-                await self._pubsub.ping()
+                await self._bounded(self._pubsub.ping())
                 continue
             kind = message["type"]
             channel = message.get("channel")
+            entry = self._channels.get(channel) if channel is not None else None
             if kind in ("subscribe", "ssubscribe"):
-                entry = self._channels.get(channel)
                 if entry is not None:
-                    entry.set_ready()
-                    if channel in pending_resync:
-                        pending_resync.discard(channel)
-                        for inbox in entry.inboxes:
-                            inbox.put_nowait(RESYNC)
+                    entry.confirmed()
+            elif kind == "sunsubscribe" and entry is not None:
+                # Not ours: the server dropped it because its slot moved to another node.
+                entry.lost()
+                self._on_trouble()
             elif kind in ("message", "smessage"):
                 self._dispatch(channel, message["data"])
 
@@ -226,65 +315,3 @@ class Hub:
         if entry is not None:
             for inbox in entry.inboxes:
                 inbox.put_nowait(data)
-
-
-class ClusterHub:
-    """The hub for Redis Cluster: one :class:`Hub` per primary, channels routed by slot
-    (sharded pub/sub), change notices (cluster-wide PUBLISH) on the first primary."""
-
-    def __init__(
-        self,
-        cluster: Any,
-        *,
-        listeners: Mapping[str, Callable[[str], None]] | None = None,
-        node_client: Callable[[str, int], Any],
-    ) -> None:
-        self._cluster = cluster
-        self._listeners = dict(listeners or {})
-        self._node_client = node_client
-        self._hubs: dict[str, Hub] = {}
-        self._clients: list[Any] = []
-
-    @property
-    def reconnects(self) -> int:
-        """Reconnections summed over every node's hub."""
-        return sum(h.reconnects for h in self._hubs.values())
-
-    async def start(self) -> None:
-        """Discover the primaries and start one hub on each."""
-        await self._cluster.initialize()
-        for index, node in enumerate(self._cluster.get_primaries()):
-            client = self._node_client(node.host, node.port)
-            self._clients.append(client)
-            hub = Hub(client, sharded=True, listeners=self._listeners if index == 0 else None)
-            self._hubs[node.name] = hub
-            await hub.start()
-
-    async def close(self) -> None:
-        """Stop every node's hub."""
-        for hub in self._hubs.values():
-            await hub.close()
-        for client in self._clients:
-            await client.aclose()
-
-    @property
-    def connected(self) -> bool:
-        """True while every node's subscription connection is up."""
-        return bool(self._hubs) and all(h.connected for h in self._hubs.values())
-
-    def wake_all(self) -> None:
-        """Send ``RESYNC`` to every waiter on every node."""
-        for hub in self._hubs.values():
-            hub.wake_all()
-
-    def _hub_for(self, channel: str) -> Hub:
-        slot = self._cluster.keyslot(channel)
-        node = self._cluster.nodes_manager.get_node_from_slot(slot)
-        hub = self._hubs.get(node.name)
-        if hub is None:
-            raise HubUnavailable(f"no subscription connection to {node.name}")
-        return hub
-
-    def subscription(self, channel: str) -> contextlib.AbstractAsyncContextManager[Inbox]:
-        """Subscribe on the node that owns ``channel``'s slot."""
-        return self._hub_for(channel).subscription(channel)

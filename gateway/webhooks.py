@@ -50,7 +50,6 @@ async def put_webhook(request: web.Request) -> web.Response:
         url=body.url,
         events=body.events,
         sealed_secret=svc.secret_box.seal(signing_secret, context=secret_context(identity.tenant)),
-        now_ms=svc.now_ms(),
     )
     hook = await svc.webhooks.get(identity.tenant)
     if hook is None:

@@ -105,6 +105,8 @@ class Board:
         self.ready_users: list[str] = []
         self.numbers: dict[str, str | None] = {}
         self.answers: dict[str, tuple[str, float]] = {}
+        self.answer_statuses: dict[str, list[int]] = {}
+        self.ledger: list[JSONDict] = []
         self.started = time.monotonic()
         self._next_user = 0
 
@@ -118,6 +120,27 @@ class Board:
     def forget(self, challenge_id: str) -> tuple[str, float] | None:
         self.numbers.pop(challenge_id, None)
         return self.answers.pop(challenge_id, None)
+
+    def record(
+        self,
+        challenge_id: str,
+        created_at: float,
+        answer: tuple[str, float] | None,
+        waited: Waited,
+    ) -> None:
+        """Keep what one login saw (``LOADTEST_LEDGER``): when it was created, how the phone
+        answered and how its answers were received, and what the portal was told."""
+        self.ledger.append(
+            {
+                "id": challenge_id,
+                "created_at": created_at,
+                "decision": answer[0] if answer else None,
+                "answer_statuses": self.answer_statuses.pop(challenge_id, []),
+                "told": waited.result["status"] if waited.result else None,
+                "reconnects": waited.reconnects,
+                "error": waited.error,
+            }
+        )
 
 
 class Device:
@@ -182,37 +205,58 @@ class Waited:
     messages: list[str] = field(default_factory=list)
     close_code: int | None = None
     error: str | None = None
+    reconnects: int = 0
+
+
+#: close codes after which a portal connects again (service restart, try again later,
+#: abnormal closure): the gateway went away or lost Redis; the challenge goes on
+RECONNECT_CODES = {1006, 1011, 1012, 1013}
+RECONNECT_PAUSE = 0.5
 
 
 def wait_result(url: str, headers: dict[str, str], timeout: float) -> Waited:
-    """Open ``/v1/challenges/{id}/ws`` and read until the ``result`` message (bounded)."""
+    """Open ``/v1/challenges/{id}/ws`` and read until the ``result`` message, as a portal
+    does: a socket that breaks or a gateway that refuses it (503 while failing over) is
+    connected again after a pause, until ``timeout`` seconds have passed."""
     seen = Waited()
     deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        if _wait_once(url, headers, left, seen) or seen.close_code not in RECONNECT_CODES:
+            break
+        seen.reconnects += 1
+        time.sleep(min(RECONNECT_PAUSE, max(0.0, deadline - time.monotonic())))
+    if seen.result is None and seen.error is None:
+        seen.error = f"closed with {seen.close_code} before the result"
+    return seen
+
+
+def _wait_once(url: str, headers: dict[str, str], timeout: float, seen: Waited) -> bool:
+    """One connection: True once the result arrived; otherwise ``seen.close_code`` says why
+    it ended (1006 for a broken or refused connection)."""
+    deadline = time.monotonic() + timeout
+    seen.close_code, seen.error = 1006, None
     try:
         ws = websocket.create_connection(url, header=headers, timeout=timeout)
     except (OSError, websocket.WebSocketException) as exc:
         seen.error = f"connect: {exc!r}"
-        return seen
+        return False
     try:
         while (left := deadline - time.monotonic()) > 0:
             ws.settimeout(left)
             opcode, data = ws.recv_data()
             if opcode == websocket.ABNF.OPCODE_CLOSE:
-                seen.close_code = int.from_bytes(data[:2], "big") if len(data) >= 2 else None
-                break
+                seen.close_code = int.from_bytes(data[:2], "big") if len(data) >= 2 else 1005
+                return False
             if opcode != websocket.ABNF.OPCODE_TEXT:
                 continue
             message = json.loads(data)
             seen.messages.append(message.get("type", "?"))
             if message.get("type") == "result":
                 seen.result, seen.result_at = message["challenge"], time.monotonic()
-                break
-        else:
-            seen.error = "no result before the deadline"
+                return True
+        seen.close_code, seen.error = None, "no result before the deadline"
     except (OSError, websocket.WebSocketException, ValueError) as exc:
         seen.error = f"receive: {exc!r}"
     finally:
         ws.close()
-    if seen.result is None and seen.error is None:
-        seen.error = f"closed with {seen.close_code} before the result"
-    return seen
+    return False

@@ -9,6 +9,7 @@ request; a failure there is a security violation).
 from __future__ import annotations
 
 import json
+import os
 import random
 import sys
 import time
@@ -50,6 +51,8 @@ LOAD_POLICY = {
 DENY_RATIO = env_float("LOADTEST_DENY_RATIO", 0.1)
 RESULT_TIMEOUT = env_float("LOADTEST_RESULT_TIMEOUT", 75.0)
 ENROLL_WAIT_SECONDS = 30.0
+ANSWER_ATTEMPTS = 10
+LEDGER = os.environ.get("LOADTEST_LEDGER")
 TOTP_PATH = "/v1/users/{user_id}/totp"
 
 
@@ -119,9 +122,12 @@ class PortalUser(FastHttpUser):
             created = resp.json()
         challenge_id = created["id"]
         BOARD.numbers[challenge_id] = created["number"]
+        created_at = time.time()
         waited = wait_result(created["watch_url"], {}, RESULT_TIMEOUT)
         answer = BOARD.forget(challenge_id)
         self._judge(waited, answer, started)
+        if LEDGER:
+            BOARD.record(challenge_id, created_at, answer, waited)
 
     def devices_ready(self) -> bool:
         """Every device enrolled (or 30 s passed): a few early users would hit the push cap."""
@@ -182,21 +188,32 @@ class DeviceUser(FastHttpUser):
         self.client.post(path + "/ack", headers=headers, name="/v1/device/challenges/[id]/ack")
         self.client.get(path, headers=headers, name="/v1/device/challenges/[id]")
         decision = "deny" if random.random() < DENY_RATIO else "approve"
-        body = self.device.answer_body(
-            item["nonce"], decision, number if decision == "approve" else None
-        )
         self.answered.add(challenge_id)
-        BOARD.answers[challenge_id] = (decision, time.monotonic())
-        with self.client.post(
-            path + "/response",
-            json=body,
-            headers=headers,
-            name="/v1/device/challenges/[id]/response",
-            catch_response=True,
-        ) as resp:
-            want = "approved" if decision == "approve" else "denied"
-            if resp.status_code != 200 or resp.json().get("status") != want:
+        statuses = BOARD.answer_statuses.setdefault(challenge_id, [])
+        for _ in range(ANSWER_ATTEMPTS):  # an app retries an answer the service could not take
+            body = self.device.answer_body(
+                item["nonce"], decision, number if decision == "approve" else None
+            )
+            BOARD.answers[challenge_id] = (decision, time.monotonic())
+            with self.client.post(
+                path + "/response",
+                json=body,
+                headers=headers,
+                name="/v1/device/challenges/[id]/response",
+                catch_response=True,
+            ) as resp:
+                statuses.append(resp.status_code)
+                want = "approved" if decision == "approve" else "denied"
+                if resp.status_code == 200 and resp.json().get("status") == want:
+                    return
+                if resp.status_code == 409 and any(s in (0, 503) for s in statuses[:-1]):
+                    resp.success()  # an earlier attempt whose reply was lost may have won
+                    return
                 resp.failure(f"{resp.status_code}: {resp.text[:200]}")
+                if resp.status_code not in (0, 503):
+                    return
+                pause = resp.headers.get("Retry-After") if resp.headers else None
+            gevent.sleep(min(float(pause or 0.5), 2.0))
 
 
 class TotpUser(FastHttpUser):
@@ -238,7 +255,8 @@ class TotpUser(FastHttpUser):
         step = totp_step(account["last_step"], time.time())
         assert step is not None
         code = account["totp"].at(step * 30)
-        account["last_step"], account["last_code"] = step, code
+        # the step is spent whatever the answer; a code is only replayed once it was accepted
+        account["last_step"], account["last_code"] = step, None
         with self.client.post(
             account["base"] + "/verify",
             json={"code": code},
@@ -248,6 +266,8 @@ class TotpUser(FastHttpUser):
         ) as resp:
             if resp.status_code != 200 or resp.json().get("result") != "allow":
                 resp.failure(f"{resp.status_code}: {resp.text[:200]}")
+            else:
+                account["last_code"] = code
 
     def replay(self, account: dict[str, Any]) -> None:
         """Send the last accepted code again (once: a replay may count as a failed attempt)."""
@@ -386,3 +406,7 @@ def judge(environment: Any, **_: Any) -> None:
     if out:
         Path(f"{out}_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     environment.process_exit_code = 1 if broken else 0
+    if LEDGER:
+        with open(LEDGER, "w") as ledger:
+            for entry in BOARD.ledger:
+                ledger.write(json.dumps(entry) + "\n")

@@ -29,16 +29,9 @@ done
 APP_PY="${LOADTEST_APP_PYTHON:-$REPO/.venv/bin/python}"
 [ -x "$APP_PY" ] || { echo "run.sh: $APP_PY missing: set up the project first (scripts/check)" >&2; exit 2; }
 VENV="$HERE/.venv"
-if [ ! -x "$VENV/bin/python" ]; then
-  echo "== creating $VENV"
-  python3 -m venv "$VENV"
-fi
-WANT="$(sha256sum "$HERE/requirements.txt" | cut -d' ' -f1)"
-if [ "$(cat "$VENV/.requirements.sha256" 2>/dev/null)" != "$WANT" ]; then
-  echo "== installing loadtests/requirements.txt"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$HERE/requirements.txt"
-  echo "$WANT" >"$VENV/.requirements.sha256"
-fi
+# shellcheck source=loadtests/venv.sh
+. "$HERE/venv.sh"
+ensure_locust_venv "$HERE"
 
 RESULTS="$HERE/results"
 LOGS="$RESULTS/logs"

@@ -117,14 +117,12 @@ class Delivery:
                 attempt_ms=self._claim_ms,
                 min_left_ms=MIN_PROMPT_MS,
                 platforms=self._platforms,
-                now_ms=self._now_ms(),
             )
         return await self._store.begin_follow_up(
             job,
             owner=self._owner,
             attempt_ms=self._claim_ms,
             platforms=self._platforms,
-            now_ms=self._now_ms(),
         )
 
     async def _deliver(self, batch: _Batch, route: Route) -> SendResult:
@@ -157,7 +155,6 @@ class Delivery:
             owner=self._owner,
             attempt_ms=self._claim_ms,
             min_left_ms=MIN_PROMPT_MS,
-            now_ms=self._now_ms(),
         )
 
     async def _attempt(self, batch: _Batch, route: Route) -> SendResult:
@@ -227,7 +224,6 @@ class Delivery:
                 route.device_id,
                 _RECORDED[result.outcome],
                 owner=self._owner,
-                now_ms=self._now_ms(),
                 last=last,
                 error=error,
             ),
@@ -236,5 +232,5 @@ class Delivery:
     async def _invalidate(self, job: Job, route: Route, result: SendResult) -> None:
         device = {"id": route.device_id, "tenant": job.tenant, "user_id": job.user_id}
         await self._devices.invalidate_token(
-            device, token=route.token, reason=result.reason or "invalid", now_ms=self._now_ms()
+            device, token=route.token, reason=result.reason or "invalid"
         )

@@ -52,6 +52,13 @@ class WorkerMetrics:
             "Jobs not yet read by the consumer group (all shards)",
             registry=self.registry,
         )
+        self.job_backlog = Gauge(
+            "pushgate_job_backlog",
+            "Push jobs not yet acknowledged, per shard: lag (not read yet) and pending (read by"
+            " a worker, not acknowledged); every worker reports the whole queue",
+            ["shard", "state"],
+            registry=self.registry,
+        )
         self.expired = Counter(
             "pushgate_challenges_expired_by_sweeper",
             "Challenges ended by the expiry sweep",

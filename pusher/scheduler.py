@@ -38,9 +38,9 @@ class EnrollmentScheduler:
         """One pass over every shard; returns how many events it emitted."""
         emitted = 0
         now_ms = int(self._clock() * 1000)
-        for shard in range(self._shards):
-            for member in await self._users.enrollment_due(shard, now_ms, BATCH):
-                result = await self._users.enrollment_tick(shard, member, now_ms)
+        for shard, members in (await self._users.enrollment_due(now_ms, BATCH)).items():
+            for member in members:
+                result = await self._users.enrollment_tick(shard, member)
                 if result in ("reminded", "expired"):
                     self._metrics.enrollment_events.labels(result).inc()
                     emitted += 1

@@ -147,9 +147,8 @@ class WebhookSender:
         hook = await self._store.get(tenant)
         if hook is None:
             return
-        now_ms = int(self._clock() * 1000)
-        await self._store.ingest(tenant, now_ms)
-        claimed = await self._store.claim(tenant, now_ms, lease_ms=LEASE_MS, count=BATCH)
+        await self._store.ingest(tenant)
+        claimed = await self._store.claim(tenant, lease_ms=LEASE_MS, count=BATCH)
         if not claimed:
             return
         signing_secret = self._box.open(hook.sealed_secret, context=secret_context(tenant))

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import os
 import socket
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -16,6 +15,7 @@ from approvals.secretbox import SecretBox
 from approvals.store import keys
 from approvals.store.backend import Backend, connect
 from approvals.store.challenges import ChallengeStore
+from approvals.store.clock import ServerClock, first_sync, keep_in_time
 from approvals.store.deliveries import JOBS_GROUP, DeliveryStore, Job
 from approvals.store.devices import DeviceStore
 from approvals.store.events import EventStore
@@ -27,6 +27,7 @@ from pusher.metrics import WorkerMetrics
 from pusher.providers.base import PushProvider
 from pusher.relay import EventRelay
 from pusher.scheduler import EnrollmentScheduler
+from pusher.streams import ShardStreams
 from pusher.webhooks import WebhookSender
 from pushgate.logs import get_logger
 from pushgate.settings import Settings
@@ -56,7 +57,7 @@ class Worker:
         settings: Settings,
         *,
         providers: Mapping[str, PushProvider] | None = None,
-        clock: Callable[[], float] | None = None,
+        clock: ServerClock | None = None,
         name: str | None = None,
         metrics: WorkerMetrics | None = None,
         reclaim_idle_ms: int = RECLAIM_IDLE_MS,
@@ -65,7 +66,7 @@ class Worker:
         if settings.redis_url is None:
             raise ValueError("PUSHGATE_REDIS_URL is not set")
         self.settings = settings
-        self.clock = clock or time.time
+        self.clock = clock or ServerClock()
         self.name = name or f"{socket.gethostname()}-{os.getpid()}-{id(self):x}"
         self.metrics = metrics or WorkerMetrics()
         self.providers = dict(providers or {})
@@ -76,6 +77,9 @@ class Worker:
             cluster=settings.redis_cluster,
             shards=settings.shards,
             events_maxlen=settings.events_maxlen,
+            wait_replicas=settings.replica_acks,
+            wait_timeout_ms=settings.redis_wait_timeout_ms,
+            clock=self.clock,
         )
         self.challenges = ChallengeStore(self.backend)
         self.devices = DeviceStore(self.backend)
@@ -112,6 +116,9 @@ class Worker:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._in_flight: dict[str, set[str]] = {}
         self._loops: list[asyncio.Task[None]] = []
+        self._clock_sync: asyncio.Task[None] | None = None
+        self._backlog: dict[tuple[int, str], int] = {}
+        self.observe_interval = 5.0
 
     @property
     def redis(self) -> Any:
@@ -119,9 +126,11 @@ class Worker:
 
     async def start(self) -> None:
         """Start providers and the loops (returns at once)."""
+        await first_sync(self.clock, self.redis)
         for provider in self.providers.values():
             await provider.start()
         await self.webhooks.start()
+        self._clock_sync = asyncio.create_task(keep_in_time(self.clock, self.redis), name="clock")
         self._loops = [
             asyncio.create_task(self._guarded(self._consume_jobs), name="jobs"),
             asyncio.create_task(self._guarded(self._reclaim_jobs), name="reclaim"),
@@ -137,6 +146,10 @@ class Worker:
         """Stop reading, let in-flight sends finish (up to ``grace``), close everything.
         Unacknowledged jobs stay pending and are reclaimed by another worker."""
         self._stopping.set()
+        if self._clock_sync is not None:
+            self._clock_sync.cancel()  # it sleeps between syncs: nothing to finish
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._clock_sync
         # Loops see the flag and leave between Redis calls; cancelling one in the middle of a
         # call can leave redis-py's connection half set up, so that is only the fallback.
         if self._loops:
@@ -201,29 +214,24 @@ class Worker:
             with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists already
                 await self.redis.xgroup_create(stream_of(shard), group, id="0", mkstream=True)
 
-    async def _read(self, stream_of: Callable[[int], str], group: str, count: int) -> list[Any]:
-        """New entries of every shard's stream: one XREADGROUP on a single node; one per
-        shard on a Cluster, where each shard's stream lives in its own slot."""
-        if not self.backend.cluster:
-            streams = {stream_of(s): ">" for s in range(self.backend.shards)}
-            reply = await self.redis.xreadgroup(group, self.name, streams, count=count, block=1000)
-            return list(reply or [])
-        replies = await asyncio.gather(
-            *(
-                self.redis.xreadgroup(
-                    group, self.name, {stream_of(s): ">"}, count=count, block=1000
-                )
-                for s in range(self.backend.shards)
-            )
+    def _streams(self, stream_of: Callable[[int], str], group: str) -> ShardStreams:
+        return ShardStreams(
+            self.redis,
+            cluster=self.backend.cluster,
+            shards=self.backend.shards,
+            stream_of=stream_of,
+            group=group,
+            consumer=self.name,
         )
-        return [item for reply in replies for item in (reply or [])]
 
     async def _consume_jobs(self) -> None:
         await self._ensure_groups(keys.jobs, JOBS_GROUP)
-        while not self._stopping.is_set():
-            for stream, entries in await self._read(keys.jobs, JOBS_GROUP, 128):
-                for entry_id, fields in entries:
-                    await self._start_job(stream, entry_id, fields)
+
+        async def start(stream: str, entries: list[Any]) -> None:
+            for entry_id, fields in entries:
+                await self._start_job(stream, entry_id, fields)
+
+        await self._streams(keys.jobs, JOBS_GROUP).consume(128, start, self._stopping)
 
     async def _start_job(self, stream: str, entry_id: str, fields: dict[str, str]) -> None:
         """Run one job in the background once a concurrency slot is free."""
@@ -262,15 +270,32 @@ class Worker:
         """Take over jobs and audit events another (dead) worker read but never acknowledged."""
         interval = max(0.2, self.reclaim_idle_ms / 2000)
         while await self._pause(interval):
-            for shard in range(self.backend.shards):
-                stream = keys.jobs(shard)
-                for entry_id, fields in await self._reclaim(stream, JOBS_GROUP):
-                    self.metrics.jobs.labels("reclaimed").inc()
-                    await self._start_job(stream, entry_id, fields)
-                outbox = keys.outbox(shard)
-                events = await self._reclaim(outbox, RELAY_GROUP)
-                if events:
-                    await self._relay_batch(outbox, events)
+            await self._per_shard(self._reclaim_shard)
+
+    async def _reclaim_shard(self, shard: int) -> None:
+        stream = keys.jobs(shard)
+        for entry_id, fields in await self._reclaim(stream, JOBS_GROUP):
+            self.metrics.jobs.labels("reclaimed").inc()
+            await self._start_job(stream, entry_id, fields)
+        outbox = keys.outbox(shard)
+        events = await self._reclaim(outbox, RELAY_GROUP)
+        if events:
+            await self._relay_batch(outbox, events)
+
+    async def _per_shard(self, step: Callable[[int], Awaitable[None]]) -> None:
+        """Run ``step`` for every shard. On a Cluster a shard whose primary is down (failing
+        over) is skipped this round instead of holding back the others; when every shard
+        fails, the error goes to the loop's guard (Redis unreachable)."""
+        failed: list[Exception] = []
+        for shard in range(self.backend.shards):
+            try:
+                await step(shard)
+            except (RedisError, OSError) as exc:
+                failed.append(exc)
+        if failed and (len(failed) == self.backend.shards or not self.backend.cluster):
+            raise failed[0]
+        if failed:
+            log.warning("worker_shard_step_failed", shards=len(failed), error=str(failed[0]))
 
     async def _reclaim(self, stream: str, group: str) -> list[tuple[str, dict[str, str]]]:
         """Entries of ``group`` idle for the reclaim time, now this worker's (deleted ones are
@@ -286,29 +311,32 @@ class Worker:
     async def _sweep_expiries(self) -> None:
         """End challenges whose deadline passed (the waiters' own timers are the fast path)."""
         while not self._stopping.is_set():
-            now_ms = int(self.clock() * 1000)
-            for shard in range(self.backend.shards):
-                for challenge_id in await self.challenges.due_for_expiry(shard, now_ms):
-                    record = await self.challenges.get(challenge_id)
-                    if record is None:
-                        await self.challenges.drop_from_expiry(shard, challenge_id)
-                        continue
-                    policy = await self.tenants.get_policy(record["tenant"])
-                    outcome = await self.challenges.expire(
-                        record, retention_s=policy.result_retention_seconds, now_ms=now_ms
-                    )
-                    if outcome.result == "expired":
-                        self.metrics.expired.inc()
-                    elif outcome.result != "pending":
-                        await self.challenges.drop_from_expiry(shard, challenge_id)
+            due = await self.challenges.due_for_expiry(int(self.clock() * 1000))
+            for shard, challenge_ids in due.items():
+                with contextlib.suppress(RedisError, OSError):  # that shard again next time
+                    await self._sweep_shard(shard, challenge_ids)
             await self._pause(self.sweep_interval)
+
+    async def _sweep_shard(self, shard: int, challenge_ids: list[str]) -> None:
+        for challenge_id in challenge_ids:
+            record = await self.challenges.get(challenge_id)
+            if record is None:
+                await self.challenges.drop_from_expiry(shard, challenge_id)
+                continue
+            policy = await self.tenants.get_policy(record["tenant"])
+            outcome = await self.challenges.expire(
+                record, retention_s=policy.result_retention_seconds
+            )
+            if outcome.result == "expired":
+                self.metrics.expired.inc()
+            elif outcome.result != "pending":
+                await self.challenges.drop_from_expiry(shard, challenge_id)
 
     async def _relay_events(self) -> None:
         """Copy audit events to the tenants' streams: one pipeline and one XACK per batch."""
         await self._ensure_groups(keys.outbox, RELAY_GROUP)
-        while not self._stopping.is_set():
-            for stream, entries in await self._read(keys.outbox, RELAY_GROUP, 256):
-                await self._relay_batch(stream, entries)
+        streams = self._streams(keys.outbox, RELAY_GROUP)
+        await streams.consume(256, self._relay_batch, self._stopping)
 
     async def _relay_batch(self, stream: str, entries: list[Any]) -> None:
         batch = [(entry_id, fields) for entry_id, fields in entries if fields is not None]
@@ -325,18 +353,27 @@ class Worker:
         await self.webhooks.run(self._stopping)
 
     async def _observe_queue(self) -> None:
-        """Export queue lag and pending counts every few seconds."""
+        """Export the job backlog (per shard, and in all) every few seconds: what the
+        autoscaler scales the workers on."""
         while not self._stopping.is_set():
-            lag = pending = 0
-            for shard in range(self.backend.shards):
-                try:
-                    groups = await self.redis.xinfo_groups(keys.jobs(shard))
-                except ResponseError:  # the stream does not exist yet
-                    continue
-                for group in groups:
-                    if group.get("name") == JOBS_GROUP:
-                        lag += int(group.get("lag") or 0)
-                        pending += int(group.get("pending") or 0)
+            replies = await self.backend.each_shard(
+                lambda pipe, shard: pipe.xinfo_groups(keys.jobs(shard))
+            )
+            for shard, groups in replies.items():
+                if isinstance(groups, ResponseError):  # the stream does not exist yet
+                    groups = []
+                if not isinstance(groups, Exception):  # else its primary is failing over
+                    self._observe_shard(shard, groups)
+            lag = sum(n for (_, state), n in self._backlog.items() if state == "lag")
             self.metrics.queue_lag.set(lag)
-            self.metrics.queue_pending.set(pending)
-            await self._pause(5)
+            self.metrics.queue_pending.set(sum(self._backlog.values()) - lag)
+            await self._pause(self.observe_interval)
+
+    def _observe_shard(self, shard: int, groups: list[dict[str, Any]]) -> None:
+        lag = pending = 0
+        for group in groups:
+            if group.get("name") == JOBS_GROUP:
+                lag, pending = int(group.get("lag") or 0), int(group.get("pending") or 0)
+        for state, count in (("lag", lag), ("pending", pending)):
+            self._backlog[(shard, state)] = count
+            self.metrics.job_backlog.labels(str(shard), state).set(count)

@@ -51,7 +51,13 @@ async def _with_tenants(
     from approvals.store.tenants import TenantStore
 
     assert settings.redis_url is not None
-    backend = connect(settings.redis_url, cluster=settings.redis_cluster, shards=settings.shards)
+    backend = connect(
+        settings.redis_url,
+        cluster=settings.redis_cluster,
+        shards=settings.shards,
+        wait_replicas=settings.replica_acks,
+        wait_timeout_ms=settings.redis_wait_timeout_ms,
+    )
     tenants = TenantStore(backend)
     now_ms = int(time.time() * 1000)
     try:

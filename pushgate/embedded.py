@@ -9,7 +9,9 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 class EmbeddedServerError(RuntimeError):
@@ -70,6 +72,11 @@ class EmbeddedRedis:
     def running(self) -> bool:
         """True while the child process lives."""
         return self._process is not None and self._process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id while it runs (for signals such as SIGSTOP)."""
+        return self._process.pid if self.running and self._process is not None else None
 
     def start(self, timeout: float = 10.0) -> None:
         """Start the server and wait until it accepts connections."""
@@ -149,3 +156,83 @@ class EmbeddedRedis:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: Slots of a Redis Cluster.
+CLUSTER_SLOTS = 16384
+
+
+def cluster_node_args(node_timeout_ms: int = 2000) -> tuple[str, ...]:
+    """Server arguments of a cluster node that fails over fast and keeps serving the slots of
+    healthy primaries while one primary is down."""
+    return (
+        "--cluster-enabled", "yes",
+        "--cluster-node-timeout", str(node_timeout_ms),
+        "--cluster-require-full-coverage", "no",
+        "--cluster-replica-validity-factor", "0",
+        "--cluster-allow-replica-migration", "no",
+        "--repl-diskless-sync-delay", "0",
+    )  # fmt: skip
+
+
+def form_cluster(
+    ports: list[int], *, replicas: int = 0, host: str = "127.0.0.1", timeout: float = 30.0
+) -> None:
+    """Join running cluster nodes into one cluster: the first ``len(ports) // (replicas + 1)``
+    nodes become primaries with equal slot ranges, the rest replicas (in order, ``replicas``
+    per primary). Returns once every node sees the cluster as ok and every replica is synced."""
+    import redis
+
+    count = len(ports) // (replicas + 1)
+    if count < 1 or count * (replicas + 1) != len(ports):
+        raise ValueError(f"{len(ports)} nodes cannot make primaries with {replicas} replicas each")
+    clients: list[Any] = [
+        redis.Redis(host=host, port=port, decode_responses=True) for port in ports
+    ]
+    try:
+        for index, client in enumerate(clients[:count]):
+            first = index * CLUSTER_SLOTS // count
+            last = (index + 1) * CLUSTER_SLOTS // count - 1
+            client.execute_command("CLUSTER", "ADDSLOTSRANGE", first, last)
+
+        def met() -> bool:
+            if all(
+                f"cluster_known_nodes:{len(ports)}" in c.execute_command("CLUSTER", "INFO")
+                for c in clients
+            ):
+                return True
+            for port in ports[1:]:  # again: a handshake can be lost; MEET is idempotent
+                clients[0].execute_command("CLUSTER", "MEET", host, port)
+            return False
+
+        _until(timeout, "every node to know the others", met, every=0.5)
+        ids = [c.execute_command("CLUSTER", "MYID") for c in clients]
+        for offset, client in enumerate(clients[count:]):
+            primary_id = ids[offset // replicas]
+
+            def knows(client: Any = client, node_id: str = primary_id) -> bool:
+                return node_id in client.execute_command("CLUSTER", "NODES")
+
+            _until(timeout, "a replica to learn of its primary", knows)
+            client.execute_command("CLUSTER", "REPLICATE", primary_id)
+
+        def settled() -> bool:
+            infos = [c.execute_command("CLUSTER", "INFO") for c in clients]
+            if not all("cluster_state:ok" in i for i in infos):
+                return False
+            links = [c.info("replication") for c in clients[count:]]
+            return all(link.get("master_link_status") == "up" for link in links)
+
+        _until(timeout, "the cluster to settle", settled)
+    finally:
+        for client in clients:
+            client.close()
+
+
+def _until(timeout: float, what: str, check: Callable[[], bool], every: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(every)
+    raise EmbeddedServerError(f"timed out waiting for {what}")

@@ -26,6 +26,8 @@ class Settings(BaseSettings):
 
     redis_url: str | None = None
     redis_cluster: bool = False
+    redis_wait_replicas: int | None = Field(None, ge=0, le=5)
+    redis_wait_timeout_ms: int = Field(500, ge=10, le=10_000)
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     public_url: str = ""
@@ -48,7 +50,7 @@ class Settings(BaseSettings):
     log_format: Literal["json", "console"] = "json"
     trusted_proxies: str = ""
     webhook_allow_networks: str = ""
-    shards: int = Field(16, ge=1, le=4096)
+    shards: int = Field(128, ge=1, le=1024)
     drain_seconds: float = Field(20.0, ge=0, le=600)
     worker_metrics_port: int = Field(9091, ge=0, le=65535)
     worker_concurrency: int = Field(256, ge=1, le=10000)
@@ -106,6 +108,14 @@ class Settings(BaseSettings):
             object.__setattr__(self, "public_url", f"http://{host}:{self.port}")
         object.__setattr__(self, "public_url", self.public_url.rstrip("/"))
         return self
+
+    @property
+    def replica_acks(self) -> int:
+        """Replicas that must acknowledge a write that has to survive a failover: the
+        setting, else 1 on a Cluster (which runs with replicas) and 0 on a single Redis."""
+        if self.redis_wait_replicas is not None:
+            return self.redis_wait_replicas
+        return 1 if self.redis_cluster else 0
 
     @property
     def secret_key_bytes(self) -> bytes:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import base64
 import os
-import time
 from collections.abc import Iterator
 
 import pytest
 import redis.asyncio as aioredis
 
+from approvals.store.clock import ServerClock
 from pushgate.embedded import EmbeddedRedis
 from pushgate.settings import Settings
 
@@ -17,19 +17,14 @@ TEST_SECRET_KEY = base64.b64encode(b"k" * 32).decode()
 ORIGIN = "http://localhost:8080"
 
 
-class TestClock:
-    """Wall-clock time plus an offset the test can move forward."""
+class TestClock(ServerClock):
+    """The one clock (Redis's time) for a test: ``advance`` moves it forward for the
+    gateway, the workers and the scripts alike, so a test never sleeps through a TTL."""
 
     __test__ = False
 
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
     def advance(self, seconds: float) -> None:
-        self.offset += seconds
+        self.shift += seconds
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -13,11 +14,39 @@ from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 
 from approvals.ids import shard_for
 from approvals.store import keys
 from approvals.store.batching import ScriptBatcher
+from approvals.store.clock import ServerClock
+from approvals.store.durability import Durability
 from approvals.store.scripts import Scripts
+
+TIMEOUTS = {"socket_connect_timeout": 2.0, "socket_timeout": 5.0}
+
+
+class _ClosedWriteAware:
+    """A write to a connection torn down underneath it fails as the ConnectionError it is, so
+    callers treat it as Redis being unreachable (503, retried) and not as a bug. It happens
+    while a Cluster fails over: redis-py disconnects a node's connections, in-use ones too,
+    when the slot map changes, and a connection still connecting then writes to a closed
+    transport (uvloop: RuntimeError) or to no stream at all (AttributeError on None)."""
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        try:
+            await super().send_packed_command(command, check_health)  # type: ignore[misc]
+        except (RuntimeError, AttributeError) as exc:
+            await self.disconnect(nowait=True)  # type: ignore[attr-defined]
+            raise RedisConnectionError(f"connection closed while writing: {exc}") from exc
+
+
+class Connection(_ClosedWriteAware, aioredis.Connection):
+    """A plain TCP connection (see ``_ClosedWriteAware``)."""
+
+
+class SSLConnection(_ClosedWriteAware, aioredis.SSLConnection):
+    """A TLS connection (see ``_ClosedWriteAware``)."""
 
 
 def decode_hash(raw: Any) -> dict[str, str]:
@@ -82,6 +111,8 @@ class Backend:
     batched: ScriptBatcher  # script calls of one loop turn in one pipeline (hot paths)
     url: str
     shards: int
+    durability: Durability
+    clock: ServerClock
     cluster: bool = False
     jobs_maxlen: int = 100_000
     outbox_maxlen: int = 100_000
@@ -101,6 +132,45 @@ class Backend:
             socket_connect_timeout=2.0,
         )
 
+    def cluster_map_client(self) -> Any:
+        """A Cluster client of its own for reading the slot map (the pub/sub hub refreshes it
+        often; doing that on the shared client would reset connections requests are using)."""
+        return _cluster_client(self.url, decode_responses=True, **TIMEOUTS)
+
+    @property
+    def shift_ms(self) -> int:
+        """The clock shift every script adds to the server's TIME (0 in production)."""
+        return self.clock.shift_ms()
+
+    async def each_shard(self, read: Callable[[Any, int], object]) -> dict[int, Any]:
+        """One read per shard, pipelined (one round trip per Redis node, not per shard): the
+        replies by shard. A shard whose command failed is left out (its primary is failing
+        over) and its error is the reply; when every shard failed, the first error is raised."""
+        pipe = self.redis.pipeline(transaction=False)
+        for shard in range(self.shards):
+            read(pipe, shard)
+        replies = await pipe.execute(raise_on_error=False)
+        failed = [r for r in replies if isinstance(r, Exception)]
+        if failed and len(failed) == len(replies) and not isinstance(failed[0], ResponseError):
+            raise failed[0]
+        return dict(enumerate(replies))
+
+    async def due_in_each_shard(
+        self, index_of: Callable[[int], str], until_ms: int, limit: int
+    ) -> dict[int, list[str]]:
+        """Members scored up to ``until_ms`` in every shard's sorted-set index, by shard (one
+        pipelined read; shards that could not be read are left out)."""
+        replies = await self.each_shard(
+            lambda pipe, shard: pipe.zrangebyscore(
+                index_of(shard), "-inf", until_ms, start=0, num=limit
+            )
+        )
+        return {
+            shard: [str(member) for member in members]
+            for shard, members in replies.items()
+            if members and not isinstance(members, Exception)
+        }
+
     async def ping(self) -> bool:
         """True when Redis answers."""
         return bool(await self.redis.ping())
@@ -111,30 +181,34 @@ class Backend:
 
 
 def connect(
-    url: str, *, cluster: bool = False, shards: int = 16, events_maxlen: int = 100_000
+    url: str,
+    *,
+    cluster: bool = False,
+    shards: int = 16,
+    events_maxlen: int = 100_000,
+    wait_replicas: int = 0,
+    wait_timeout_ms: int = 500,
+    clock: ServerClock | None = None,
 ) -> Backend:
-    """A Backend for ``url``; connections open lazily and reconnect by themselves.
+    """A Backend for ``url``; connections open lazily and reconnect by themselves. Writes
+    that must survive a failover wait for ``wait_replicas`` replicas (see ``durability``).
 
     Commands are never retried by the client: a command that failed may have run (its reply
     was lost), and running a script twice could count an attempt twice or create a second
     challenge. A failure surfaces at once (the gateway answers 503, the worker's loops back
     off), and the pool makes sure the next command gets a live connection.
     """
-    options: dict[str, Any] = {
-        "decode_responses": True,
-        "socket_connect_timeout": 2.0,
-        "socket_timeout": 5.0,
-        "health_check_interval": 15,
-    }
+    options: dict[str, Any] = {"decode_responses": True, "health_check_interval": 15, **TIMEOUTS}
     client: Any
     if cluster:
-        client = RedisCluster.from_url(url, **options)
+        client = _cluster_client(url, **options)
     else:
         pool = FreshConnectionPool.from_url(
             url,
             max_connections=512,
             socket_keepalive=True,
             retry=Retry(NoBackoff(), 0),
+            connection_class=SSLConnection if url.startswith("rediss://") else Connection,
             **options,
         )
         client = aioredis.Redis.from_pool(pool)
@@ -144,6 +218,21 @@ def connect(
         batched=ScriptBatcher(client, enabled=not cluster),
         url=url,
         shards=shards,
+        durability=Durability(
+            client, cluster=cluster, replicas=wait_replicas, timeout_ms=wait_timeout_ms
+        ),
+        clock=clock or ServerClock(),
         cluster=cluster,
         outbox_maxlen=events_maxlen,
     )
+
+
+def _cluster_client(url: str, **options: Any) -> RedisCluster:
+    """A Cluster client that keeps using the slots of healthy primaries while one is down
+    (until its replica takes over), with closed-transport writes as ConnectionErrors."""
+    # Workers block one XREADGROUP per shard on each node: room for them (per node).
+    client = RedisCluster.from_url(url, require_full_coverage=False, max_connections=512, **options)
+    # RedisCluster takes no connection class; the nodes it discovers are built from these
+    ssl = client.connection_kwargs.get("connection_class") is aioredis.SSLConnection
+    client.connection_kwargs["connection_class"] = SSLConnection if ssl else Connection
+    return client

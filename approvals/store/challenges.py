@@ -34,6 +34,7 @@ class CreateOutcome:
 
     result: str
     devices: int = 0
+    created_at_ms: int = 0  # the server time the record was created with
     existing_id: str | None = None
     retry_after_ms: int | None = None
     why: str | None = None
@@ -62,7 +63,7 @@ class ChallengeStore:
         shard = self.shard(challenge_id)
         return None if shard is None else keys.challenge_channel(shard, challenge_id)
 
-    async def create(self, new: NewChallenge, policy: Policy, now_ms: int) -> CreateOutcome:
+    async def create(self, new: NewChallenge, policy: Policy) -> CreateOutcome:
         """Run the atomic create step (one round trip)."""
         uk = self._b.user_keys(new.tenant, new.user_id)
         shard = uk.shard
@@ -80,7 +81,7 @@ class ChallengeStore:
                 uk.devices,
             ],
             args=[
-                now_ms,
+                self._b.shift_ms,
                 new.challenge_id,
                 policy.push_ttl_seconds * 1000,
                 policy.dedupe_seconds * 1000,
@@ -102,7 +103,7 @@ class ChallengeStore:
         )
         result = str(reply[0])
         if result == "created":
-            return CreateOutcome(result, devices=int(reply[1]))
+            return CreateOutcome(result, devices=int(reply[1]), created_at_ms=int(reply[2]))
         if result == "deduplicated":
             return CreateOutcome(result, existing_id=str(reply[1]))
         if result == "no_push_device":
@@ -138,16 +139,16 @@ class ChallengeStore:
         reason: str | None,
         sign_count: int,
         policy: Policy,
-        now_ms: int,
     ) -> EndOutcome:
         """Apply a verified device answer; the script decides if it is the first."""
         shard = self.shard(record["id"])
         assert shard is not None
         uk = self._b.user_keys(record["tenant"], record["user_id"])
-        reply = await self._b.scripts.answer_challenge(
-            keys=[*self._end_keys(record, shard), keys.device(shard, device_id)],
-            args=[
-                now_ms,
+        reply = await self._b.durability.run(
+            self._b.scripts.answer_challenge,
+            [*self._end_keys(record, shard), keys.device(shard, device_id)],
+            [
+                self._b.shift_ms,
                 record["tenant"],
                 record["user_id"],
                 device_id,
@@ -172,39 +173,43 @@ class ChallengeStore:
         reason: str | None,
         method: str | None,
         retention_s: int,
-        now_ms: int,
         tenant: str = "",
     ) -> EndOutcome:
         """End a pending challenge (cancel, TOTP approval) or expire it if due."""
         shard = self.shard(record["id"])
         assert shard is not None
         uk = self._b.user_keys(record["tenant"], record["user_id"])
-        reply = await self._b.scripts.end_challenge(
-            keys=self._end_keys(record, shard),
-            args=[
-                now_ms,
-                tenant,
-                status,
-                reason or "",
-                method or "",
-                retention_s * 1000,
-                keys.challenge_channel(shard, record["id"]),
-                uk.device_channel,
-                self._b.outbox_maxlen,
-                self._b.jobs_maxlen,
-            ],
-        )
-        return _end_outcome(reply)
+        script, end_keys = self._b.scripts.end_challenge, self._end_keys(record, shard)
+        args: list[str | int] = [
+            self._b.shift_ms,
+            tenant,
+            status,
+            reason or "",
+            method or "",
+            retention_s * 1000,
+            keys.challenge_channel(shard, record["id"]),
+            uk.device_channel,
+            self._b.outbox_maxlen,
+            self._b.jobs_maxlen,
+        ]
+        if status == "expired":  # follows from the deadline: a failover that loses it re-derives it
+            return _end_outcome(await script(keys=end_keys, args=args))
+        return _end_outcome(await self._b.durability.run(script, end_keys, args))
 
-    async def expire(self, record: dict[str, str], *, retention_s: int, now_ms: int) -> EndOutcome:
+    async def confirm(self, record: dict[str, str]) -> bool:
+        """Before a portal is told that a challenge ended: whether the ended state read from
+        the primary has reached its replicas (so no failover can take it back). False when
+        the record changed since; ReplicaAckTimeout when the replicas did not acknowledge."""
+        shard = self.shard(record["id"])
+        assert shard is not None
+        return await self._b.durability.confirm(
+            keys.challenge(shard, record["id"]), record["status"]
+        )
+
+    async def expire(self, record: dict[str, str], *, retention_s: int) -> EndOutcome:
         """Record the expiry of a challenge whose deadline passed (idempotent)."""
         return await self.end(
-            record,
-            status="expired",
-            reason="ttl",
-            method=None,
-            retention_s=retention_s,
-            now_ms=now_ms,
+            record, status="expired", reason="ttl", method=None, retention_s=retention_s
         )
 
     async def mark(
@@ -214,7 +219,6 @@ class ChallengeStore:
         field: str,
         message: str,
         event_type: str,
-        now_ms: int,
         device_id: str = "",
     ) -> bool:
         """Record a progress fact once (``sent_at``, ``delivered_at``, ``seen_at``)."""
@@ -224,7 +228,7 @@ class ChallengeStore:
         done = await self._b.scripts.mark_progress(
             keys=[keys.challenge(shard, challenge_id), keys.outbox(shard)],
             args=[
-                now_ms,
+                self._b.shift_ms,
                 field,
                 message,
                 event_type,
@@ -255,12 +259,10 @@ class ChallengeStore:
         records = [decode_hash(r) for r in await pipe.execute()]
         return [r for r in records if r.get("status") == "pending"]
 
-    async def due_for_expiry(self, shard: int, now_ms: int, limit: int = 200) -> list[str]:
-        """Ids of the shard's challenges whose deadline has passed."""
-        ids = await self._b.redis.zrangebyscore(
-            keys.expiry_index(shard), "-inf", now_ms, start=0, num=limit
-        )
-        return [str(i) for i in ids]
+    async def due_for_expiry(self, now_ms: int, limit: int = 200) -> dict[int, list[str]]:
+        """Ids of challenges whose deadline has passed, by shard (every shard in one
+        pipelined read; shards that could not be read are left out)."""
+        return await self._b.due_in_each_shard(keys.expiry_index, now_ms, limit)
 
     async def drop_from_expiry(self, shard: int, challenge_id: str) -> None:
         """Forget an index entry whose record is already gone."""

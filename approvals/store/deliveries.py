@@ -109,9 +109,9 @@ def _plan(reply: Sequence[Any]) -> Plan:
     )
 
 
-def _begin_args(job: Job, shard: int, owner: str, attempt_ms: int, now_ms: int) -> list[Any]:
-    """The arguments both begin scripts start with."""
-    return [now_ms, owner, attempt_ms, job.entry_id, JOBS_GROUP, keys.device(shard, "")]
+def _begin_args(job: Job, shard: int, owner: str, attempt_ms: int, shift_ms: int) -> list[Any]:
+    """The arguments both begin scripts start with (``shift_ms``: the clock shift tests set)."""
+    return [shift_ms, owner, attempt_ms, job.entry_id, JOBS_GROUP, keys.device(shard, "")]
 
 
 class DeliveryStore:
@@ -151,7 +151,6 @@ class DeliveryStore:
         attempt_ms: int,
         min_left_ms: int,
         platforms: Sequence[str],
-        now_ms: int,
     ) -> Plan:
         """Drop the job if the challenge ended, tell the in-app channel once, claim first
         attempts (one script)."""
@@ -165,7 +164,7 @@ class DeliveryStore:
                 keys.outbox(uk.shard),
             ],
             [
-                *_begin_args(job, uk.shard, owner, attempt_ms, now_ms),
+                *_begin_args(job, uk.shard, owner, attempt_ms, self._b.shift_ms),
                 uk.device_channel,
                 keys.challenge_channel(uk.shard, job.challenge_id),
                 min_left_ms,
@@ -176,7 +175,7 @@ class DeliveryStore:
         return _plan(reply)
 
     async def begin_follow_up(
-        self, job: Job, *, owner: str, attempt_ms: int, platforms: Sequence[str], now_ms: int
+        self, job: Job, *, owner: str, attempt_ms: int, platforms: Sequence[str]
     ) -> Plan:
         """Claim follow-ups for the devices that may show the prompt (one script)."""
         uk = self._b.user_keys(job.tenant, job.user_id)
@@ -184,7 +183,7 @@ class DeliveryStore:
             self._b.scripts.ending_begin,
             [keys.challenge(uk.shard, job.challenge_id), uk.active_devices, job.stream],
             [
-                *_begin_args(job, uk.shard, owner, attempt_ms, now_ms),
+                *_begin_args(job, uk.shard, owner, attempt_ms, self._b.shift_ms),
                 job.deciding_device,
                 *platforms,
             ],
@@ -200,13 +199,12 @@ class DeliveryStore:
         owner: str,
         attempt_ms: int,
         min_left_ms: int,
-        now_ms: int,
     ) -> str:
         """Right before a retry: ``go`` (claimed) or why not (ended, expired, done, busy)."""
         reply = await self._b.batched(
             self._b.scripts.delivery_gate,
             [keys.challenge(self._shard(job), job.challenge_id)],
-            [now_ms, owner, attempt_ms, f"{phase}:{device_id}", min_left_ms],
+            [self._b.shift_ms, owner, attempt_ms, f"{phase}:{device_id}", min_left_ms],
         )
         return str(reply)
 
@@ -218,7 +216,6 @@ class DeliveryStore:
         outcome: Outcome,
         *,
         owner: str,
-        now_ms: int,
         last: bool = False,
         error: str = "",
     ) -> None:
@@ -228,7 +225,7 @@ class DeliveryStore:
             self._b.scripts.delivery_settle,
             [keys.challenge(shard, job.challenge_id), job.stream, keys.outbox(shard)],
             [
-                now_ms,
+                self._b.shift_ms,
                 owner,
                 f"{phase}:{device_id}",
                 outcome.value,

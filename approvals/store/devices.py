@@ -22,7 +22,6 @@ class DeviceStore:
         enrollment_id: str,
         code_digest: str,
         ttl_s: int,
-        now_ms: int,
         period_days: int,
     ) -> None:
         """Store a new single-use enrollment code (by digest) and create the user if new
@@ -31,7 +30,7 @@ class DeviceStore:
         await self._b.scripts.start_enrollment(
             keys=[keys.enrollment(uk.shard, code_digest), uk.user, keys.enrollment_index(uk.shard)],
             args=[
-                now_ms,
+                self._b.shift_ms,
                 ttl_s * 1000,
                 tenant,
                 user_id,
@@ -64,15 +63,15 @@ class DeviceStore:
         user_id: str,
         device_id: str,
         device: dict[str, str],
-        now_ms: int,
     ) -> bool:
         """Create the device if, and only if, this call consumes the code."""
         uk = self._b.user_keys(tenant, user_id)
         fields: list[str] = []
         for name, value in device.items():
             fields += [name, value]
-        done = await self._b.scripts.consume_enrollment(
-            keys=[
+        done = await self._b.durability.run(
+            self._b.scripts.consume_enrollment,
+            [
                 keys.enrollment(shard, code_digest),
                 uk.user,
                 uk.devices,
@@ -80,7 +79,15 @@ class DeviceStore:
                 keys.device(uk.shard, device_id),
                 keys.outbox(uk.shard),
             ],
-            args=[now_ms, challenge, device_id, tenant, user_id, self._b.outbox_maxlen, *fields],
+            [
+                self._b.shift_ms,
+                challenge,
+                device_id,
+                tenant,
+                user_id,
+                self._b.outbox_maxlen,
+                *fields,
+            ],
         )
         return int(done) == 1
 
@@ -111,19 +118,18 @@ class DeviceStore:
             pipe.hgetall(keys.device(shard, device_id))
         return [r for r in (decode_hash(x) for x in await pipe.execute()) if r]
 
-    async def remove(
-        self, *, tenant: str, user_id: str, device_id: str, by: str, now_ms: int
-    ) -> bool:
+    async def remove(self, *, tenant: str, user_id: str, device_id: str, by: str) -> bool:
         """Delete a device; False when it is not this user's."""
         uk = self._b.user_keys(tenant, user_id)
-        done = await self._b.scripts.remove_device(
-            keys=[
+        done = await self._b.durability.run(
+            self._b.scripts.remove_device,
+            [
                 keys.device(uk.shard, device_id),
                 uk.devices,
                 uk.active_devices,
                 keys.outbox(uk.shard),
             ],
-            args=[now_ms, device_id, tenant, user_id, self._b.outbox_maxlen, by],
+            [self._b.shift_ms, device_id, tenant, user_id, self._b.outbox_maxlen, by],
         )
         return int(done) == 1
 
@@ -134,23 +140,20 @@ class DeviceStore:
         platform: str,
         push_token: str,
         app_bundle_id: str,
-        now_ms: int,
     ) -> bool:
         """Replace a device's push route and mark it reachable again."""
         uk = self._b.user_keys(record["tenant"], record["user_id"])
         done = await self._b.scripts.set_push_token(
             keys=[keys.device(uk.shard, record["id"]), uk.active_devices],
-            args=[record["id"], platform, push_token, app_bundle_id, now_ms],
+            args=[record["id"], platform, push_token, app_bundle_id, self._b.shift_ms],
         )
         return int(done) == 1
 
-    async def invalidate_token(
-        self, record: dict[str, str], *, token: str, reason: str, now_ms: int
-    ) -> bool:
+    async def invalidate_token(self, record: dict[str, str], *, token: str, reason: str) -> bool:
         """Mark a dead token invalid (once) and emit ``device.token_invalid``."""
         uk = self._b.user_keys(record["tenant"], record["user_id"])
         done = await self._b.scripts.invalidate_token(
             keys=[keys.device(uk.shard, record["id"]), uk.active_devices, keys.outbox(uk.shard)],
-            args=[record["id"], token, now_ms, self._b.outbox_maxlen, reason],
+            args=[record["id"], token, self._b.shift_ms, self._b.outbox_maxlen, reason],
         )
         return int(done) == 1

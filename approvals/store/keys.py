@@ -1,20 +1,59 @@
-"""Redis key and channel names. Every per-user key carries its shard's hash tag ``{pg:<k>}``."""
+"""Redis key and channel names. Every per-user key carries its shard's hash tag ``{pg:<n>}``.
+
+Shard ``k`` (0 <= k < ``PUSHGATE_SHARDS``) uses the tag of its label ``n = LABELS[k]``: the
+labels are chosen so that the first 2^j shards' slots are evenly spaced over the 16,384 Cluster
+slots (shard k's slot lies in the 16-slot window starting at ``bitreverse10(k) * 16``), so a
+Cluster whose primaries own equal slot ranges gets within one shard of an equal share of them,
+for any number of primaries up to the shard count.
+"""
 
 from __future__ import annotations
 
+import binascii
 from dataclasses import dataclass
+from functools import cache
 
 AUTH_TAG = "{pg:auth}"
+MAX_SHARDS = 1024
+CLUSTER_SLOTS = 16384
+_WINDOW = CLUSTER_SLOTS // MAX_SHARDS
+
+
+def label_slot(label: int) -> int:
+    """The Cluster slot of the tag ``{pg:<label>}`` (CRC16 of what is inside the braces)."""
+    return binascii.crc_hqx(f"pg:{label}".encode(), 0) % CLUSTER_SLOTS
+
+
+def _bit_reversed(index: int, bits: int = 10) -> int:
+    return int(f"{index:0{bits}b}"[::-1], 2)
+
+
+@cache
+def _labels() -> tuple[tuple[int, ...], dict[int, int]]:
+    """Shard -> label (the smallest integer whose slot falls in the shard's window; windows are
+    visited in bit-reversed order, so any power-of-two prefix of shards is evenly spaced), and
+    label -> shard."""
+    window_of = {_bit_reversed(k): k for k in range(MAX_SHARDS)}
+    labels: list[int | None] = [None] * MAX_SHARDS
+    missing, candidate = MAX_SHARDS, 0
+    while missing:
+        shard = window_of[label_slot(candidate) // _WINDOW]
+        if labels[shard] is None:
+            labels[shard] = candidate
+            missing -= 1
+        candidate += 1
+    found = tuple(int(label) for label in labels if label is not None)
+    return found, {label: shard for shard, label in enumerate(found)}
 
 
 def shard_of_key(key: str) -> int:
-    """The shard number in a shard's key (``{pg:<k>}:...``)."""
-    return int(key.split(":", 1)[1].split("}", 1)[0])
+    """The shard of a shard's key (``{pg:<label>}:...``)."""
+    return _labels()[1][int(key.split(":", 1)[1].split("}", 1)[0])]
 
 
 def tag(shard: int) -> str:
     """The hash tag of a shard: all keys of one user live in one Cluster slot."""
-    return f"{{pg:{shard}}}"
+    return f"{{pg:{_labels()[0][shard]}}}"
 
 
 @dataclass(frozen=True, slots=True)

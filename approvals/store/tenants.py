@@ -80,7 +80,8 @@ class TenantStore:
         key_digest = await self._b.redis.get(keys.api_key_id(key_id))
         if key_digest is None:
             return False
-        await self._b.redis.delete(keys.api_key(key_digest), keys.api_key_id(key_id))
+        digest_key = keys.api_key(key_digest)
+        await self._b.durability.command(digest_key, "DEL", digest_key, keys.api_key_id(key_id))
         await self._b.redis.publish(keys.AUTH_CHANGED_CHANNEL, key_digest)
         return True
 
@@ -98,5 +99,6 @@ class TenantStore:
 
     async def put_policy(self, tenant_id: str, policy: Policy) -> None:
         """Store the whole policy and tell every replica to drop its cached copy."""
-        await self._b.redis.set(keys.policy(tenant_id), policy.model_dump_json())
+        key = keys.policy(tenant_id)
+        await self._b.durability.command(key, "SET", key, policy.model_dump_json())
         await self._b.redis.publish(keys.AUTH_CHANGED_CHANNEL, f"policy:{tenant_id}")

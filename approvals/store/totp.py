@@ -56,7 +56,7 @@ class TotpStore:
         self._b = backend
 
     async def enroll(
-        self, tenant: str, user_id: str, *, sealed: str, period_days: int, now_ms: int
+        self, tenant: str, user_id: str, *, sealed: str, period_days: int
     ) -> TotpOutcome:
         """Store a new pending key (``ok``), unless one is ``active`` or the user is
         ``locked``. Creates an unknown user with defaults."""
@@ -64,7 +64,7 @@ class TotpStore:
         reply = await self._b.scripts.totp_enroll(
             keys=[uk.user, uk.totp_steps, keys.outbox(uk.shard), keys.enrollment_index(uk.shard)],
             args=[
-                now_ms,
+                self._b.shift_ms,
                 tenant,
                 user_id,
                 sealed,
@@ -90,10 +90,11 @@ class TotpStore:
         uk = self._b.user_keys(tenant, user_id)
         oldest, ttl_ms = _step_args(steps[1] if steps else None, now_ms / 1000)
         first, second = (str(steps[0]), str(steps[1])) if steps else ("", "")
-        reply = await self._b.scripts.totp_confirm(
-            keys=[uk.user, uk.totp_steps, keys.outbox(uk.shard)],
-            args=[
-                now_ms,
+        reply = await self._b.durability.run(
+            self._b.scripts.totp_confirm,
+            [uk.user, uk.totp_steps, keys.outbox(uk.shard)],
+            [
+                self._b.shift_ms,
                 tenant,
                 user_id,
                 sealed,
@@ -115,7 +116,7 @@ class TotpStore:
         step: int | None,
         failure: FailureKind,
         limit: int,
-        lock_until_ms: int,
+        lockout_ms: int,
         purpose: Purpose,
         now_ms: int,
         challenge_id: str = "",
@@ -123,21 +124,23 @@ class TotpStore:
     ) -> TotpOutcome:
         """Record one attempt with the active key: the matched ``step`` is accepted once
         (``ok``, or ``replayed``); no match (``step`` None) counts one failure, and the
-        failure that reaches ``limit`` locks the user until ``lock_until_ms``.
+        failure that reaches ``limit`` locks the user for ``lockout_ms`` from the server's
+        now (0: until an admin unlocks).
         A ``reset`` that succeeds replaces the key with ``new_sealed``, pending."""
         uk = self._b.user_keys(tenant, user_id)
         oldest, ttl_ms = _step_args(step, now_ms / 1000)
-        reply = await self._b.scripts.totp_attempt(
-            keys=[uk.user, uk.totp_steps, keys.outbox(uk.shard), uk.devices],
-            args=[
-                now_ms,
+        reply = await self._b.durability.run(
+            self._b.scripts.totp_attempt,
+            [uk.user, uk.totp_steps, keys.outbox(uk.shard), uk.devices],
+            [
+                self._b.shift_ms,
                 tenant,
                 user_id,
                 sealed,
                 "" if step is None else str(step),
                 failure,
                 limit,
-                lock_until_ms,
+                lockout_ms,
                 oldest,
                 ttl_ms,
                 purpose,
@@ -148,11 +151,12 @@ class TotpStore:
         )
         return _outcome(reply)
 
-    async def remove(self, tenant: str, user_id: str, now_ms: int) -> bool:
+    async def remove(self, tenant: str, user_id: str) -> bool:
         """Delete the user's key (pending or active); False when there is none."""
         uk = self._b.user_keys(tenant, user_id)
-        done = await self._b.scripts.totp_remove(
-            keys=[uk.user, uk.totp_steps, keys.outbox(uk.shard)],
-            args=[now_ms, tenant, user_id, self._b.outbox_maxlen],
+        done = await self._b.durability.run(
+            self._b.scripts.totp_remove,
+            [uk.user, uk.totp_steps, keys.outbox(uk.shard)],
+            [self._b.shift_ms, tenant, user_id, self._b.outbox_maxlen],
         )
         return int(done) == 1

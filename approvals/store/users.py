@@ -24,7 +24,6 @@ class UserStore:
         tenant: str,
         user_id: str,
         fields: dict[str, str],
-        now_ms: int,
         *,
         period_days: int,
     ) -> tuple[bool, dict[str, str]]:
@@ -37,7 +36,7 @@ class UserStore:
         created, record = await self._b.scripts.put_user(
             keys=[uk.user, keys.enrollment_index(uk.shard)],
             args=[
-                now_ms,
+                self._b.shift_ms,
                 tenant,
                 user_id,
                 period_days * DAY_MS,
@@ -58,12 +57,12 @@ class UserStore:
         decoded = decode_hash(record)
         return (decoded or None), int(devices)
 
-    async def unlock(self, tenant: str, user_id: str, now_ms: int) -> bool:
+    async def unlock(self, tenant: str, user_id: str) -> bool:
         """Clear the user's lock and counters (emits ``user.unlocked``); False if unknown."""
         uk = self._b.user_keys(tenant, user_id)
         done = await self._b.scripts.unlock_user(
             keys=[uk.user, keys.outbox(uk.shard)],
-            args=[now_ms, tenant, user_id, self._b.outbox_maxlen],
+            args=[self._b.shift_ms, tenant, user_id, self._b.outbox_maxlen],
         )
         return int(done) == 1
 
@@ -80,7 +79,7 @@ class UserStore:
             result = await self._b.scripts.extend_enrollment(
                 keys=[uk.user, keys.enrollment_index(uk.shard)],
                 args=[
-                    now_ms,
+                    self._b.shift_ms,
                     current or "",
                     new_ms,
                     keys.enrollment_member(tenant, user_id),
@@ -93,20 +92,25 @@ class UserStore:
                 return new_ms
         raise RuntimeError("enrollment deadline kept changing; try again")
 
-    async def enrollment_due(self, shard: int, now_ms: int, limit: int = 200) -> list[str]:
-        """Members of the shard's enrollment index whose reminder or deadline is due."""
-        members = await self._b.redis.zrangebyscore(
-            keys.enrollment_index(shard), "-inf", now_ms, start=0, num=limit
-        )
-        return [str(m) for m in members]
+    async def enrollment_due(self, now_ms: int, limit: int = 200) -> dict[int, list[str]]:
+        """Members of the enrollment indexes whose reminder or deadline is due, by shard
+        (every shard in one pipelined read; shards that could not be read are left out)."""
+        return await self._b.due_in_each_shard(keys.enrollment_index, now_ms, limit)
 
-    async def enrollment_tick(self, shard: int, member: str, now_ms: int) -> str:
+    async def enrollment_tick(self, shard: int, member: str) -> str:
         """Run the scheduler's step for one indexed user: ``reminded`` | ``expired`` |
         ``waiting`` | ``done`` | ``dropped``."""
         tenant, _, user_id = member.partition("|")
         uk = keys.UserKeys(shard, tenant, user_id)
         result = await self._b.scripts.enrollment_tick(
             keys=[keys.enrollment_index(shard), uk.user, uk.devices, keys.outbox(shard)],
-            args=[now_ms, member, tenant, user_id, REMINDER_LEAD_MS, self._b.outbox_maxlen],
+            args=[
+                self._b.shift_ms,
+                member,
+                tenant,
+                user_id,
+                REMINDER_LEAD_MS,
+                self._b.outbox_maxlen,
+            ],
         )
         return str(result)

@@ -54,13 +54,11 @@ class WebhookStore:
     def __init__(self, backend: Backend) -> None:
         self._b = backend
 
-    async def put(
-        self, tenant: str, *, url: str, events: list[str], sealed_secret: str, now_ms: int
-    ) -> bool:
+    async def put(self, tenant: str, *, url: str, events: list[str], sealed_secret: str) -> bool:
         """Create or replace the webhook; True if one was replaced."""
         replaced = await self._b.scripts.webhook_put(
             keys=[keys.webhook(tenant), keys.webhook_cursor(tenant), keys.tenant_events(tenant)],
-            args=[now_ms, url, json.dumps(events), sealed_secret],
+            args=[self._b.shift_ms, url, json.dumps(events), sealed_secret],
         )
         await self._b.redis.sadd(keys.WEBHOOK_TENANTS, tenant)
         return int(replaced) == 1
@@ -105,7 +103,7 @@ class WebhookStore:
         """Tenants that have a webhook."""
         return sorted(str(t) for t in await self._b.redis.smembers(keys.WEBHOOK_TENANTS))
 
-    async def ingest(self, tenant: str, now_ms: int, count: int = 500) -> int:
+    async def ingest(self, tenant: str, count: int = 500) -> int:
         """Queue the wanted events that arrived since the cursor; returns how many."""
         queued, _ = await self._b.scripts.webhook_ingest(
             keys=[
@@ -115,15 +113,15 @@ class WebhookStore:
                 keys.webhook_due(tenant),
                 keys.webhook_since(tenant),
             ],
-            args=[now_ms, count],
+            args=[self._b.shift_ms, count],
         )
         return int(queued)
 
-    async def claim(self, tenant: str, now_ms: int, *, lease_ms: int, count: int) -> list[Delivery]:
+    async def claim(self, tenant: str, *, lease_ms: int, count: int) -> list[Delivery]:
         """Lease up to ``count`` due deliveries (each counts one more attempt)."""
         flat = await self._b.scripts.webhook_claim(
             keys=[keys.webhook_due(tenant), keys.webhook_tries(tenant), keys.webhook_since(tenant)],
-            args=[now_ms, lease_ms, count],
+            args=[self._b.shift_ms, lease_ms, count],
         )
         return [
             Delivery(str(flat[i]), int(flat[i + 1]), int(flat[i + 2]))

@@ -37,6 +37,7 @@ from tests.deploy.manifests import (
 )
 
 K8S_VERSIONS = ("1.30.0", "1.33.0")
+BACKLOG_METRIC = "pushgate_job_backlog"
 # Custom resources kubernetes-validate has no schema for; checked by SERVICE_MONITOR_SCHEMA.
 CRD_ALLOWLIST = frozenset({("monitoring.coreos.com/v1", "ServiceMonitor")})
 SERVICE_MONITOR_SCHEMA: dict[str, Any] = {
@@ -363,10 +364,21 @@ def test_production_gateway_ingress_is_limited_to_ingress_controller_and_prometh
     assert namespaces == {"ingress-nginx", "monitoring"}
 
 
+def hpa_of(target: str, component: str) -> dict[str, Any]:
+    """The HorizontalPodAutoscaler that scales a pushgate Deployment."""
+    name = pushgate_workload(target, component).name
+    (hpa,) = [
+        h
+        for h in objects(target, "HorizontalPodAutoscaler")
+        if h["spec"]["scaleTargetRef"]["name"] == name
+    ]
+    return dict(hpa)
+
+
 def test_hpa_scales_the_gateway_deployment_on_cpu_and_open_websockets() -> None:
     """The HPA targets the gateway Deployment, which leaves its replica count to the HPA."""
     for target in ("base", "overlays/production"):
-        (hpa,) = objects(target, "HorizontalPodAutoscaler")
+        hpa = hpa_of(target, "gateway")
         ref = hpa["spec"]["scaleTargetRef"]
         assert (ref["apiVersion"], ref["kind"]) == ("apps/v1", "Deployment")
         gateway = pushgate_workload(target, "gateway")
@@ -378,6 +390,35 @@ def test_hpa_scales_the_gateway_deployment_on_cpu_and_open_websockets() -> None:
         }
         assert metrics == {"cpu", "pushgate_open_websockets"}
         assert 2 <= hpa["spec"]["minReplicas"] < hpa["spec"]["maxReplicas"]
+
+
+def test_production_workers_scale_on_their_job_backlog_and_cpu() -> None:
+    """Production: an HPA owns the worker count (none in the Deployment) and scales it on the
+    backlog the workers export (an External metric) and on CPU, slowly down."""
+    target = "overlays/production"
+    hpa = hpa_of(target, "worker")
+    ref = hpa["spec"]["scaleTargetRef"]
+    assert (ref["apiVersion"], ref["kind"]) == ("apps/v1", "Deployment")
+    assert "replicas" not in pushgate_workload(target, "worker").obj["spec"]
+    external = [m["external"] for m in hpa["spec"]["metrics"] if m["type"] == "External"]
+    assert [m["metric"]["name"] for m in external] == [BACKLOG_METRIC]
+    assert external[0]["target"]["type"] == "AverageValue"
+    resources = [m["resource"]["name"] for m in hpa["spec"]["metrics"] if m["type"] == "Resource"]
+    assert resources == ["cpu"]
+    assert 2 <= hpa["spec"]["minReplicas"] < hpa["spec"]["maxReplicas"]
+    assert hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] >= 300
+    for other in ("base", "overlays/dev"):
+        assert pushgate_workload(other, "worker").name not in {
+            h["spec"]["scaleTargetRef"]["name"] for h in objects(other, "HorizontalPodAutoscaler")
+        }
+
+
+def test_the_backlog_metric_is_one_the_worker_exports() -> None:
+    """The HPA's metric name is the worker's Prometheus gauge of the job backlog."""
+    from pusher.metrics import WorkerMetrics
+
+    exported = {metric.name for metric in WorkerMetrics().registry.collect()}
+    assert BACKLOG_METRIC in exported
 
 
 def test_disruption_budgets_cover_gateway_and_worker() -> None:
@@ -444,10 +485,10 @@ def test_dev_overlay_runs_one_of_each_against_an_aof_redis_statefulset() -> None
 
 
 def test_production_overlay_scales_out_against_external_redis_cluster() -> None:
-    """Production: at least 3 gateways, 2 workers, Redis Cluster URL from a Secret, no Redis."""
+    """Production: at least 3 gateways and 2 workers, Redis Cluster URL from a Secret, no Redis."""
     target = "overlays/production"
-    assert objects(target, "HorizontalPodAutoscaler")[0]["spec"]["minReplicas"] == 3
-    assert pushgate_workload(target, "worker").obj["spec"]["replicas"] == 2
+    assert hpa_of(target, "gateway")["spec"]["minReplicas"] == 3
+    assert hpa_of(target, "worker")["spec"]["minReplicas"] == 2
     assert not objects(target, "StatefulSet")
     for component in ("gateway", "worker"):
         workload = pushgate_workload(target, component)

@@ -29,7 +29,7 @@ def cluster_nodes() -> Iterator[list[EmbeddedRedis]]:
 
 @pytest.fixture
 def cluster_settings(cluster_nodes: list[EmbeddedRedis]) -> Settings:
-    return make_settings(cluster_nodes[0].url, redis_cluster=True, shards=8)
+    return make_settings(cluster_nodes[0].url, redis_cluster=True, shards=8, redis_wait_replicas=0)
 
 
 @pytest.fixture

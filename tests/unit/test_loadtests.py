@@ -56,6 +56,14 @@ def test_loadtest_modules_import_no_asyncio_app_libraries() -> None:
                 assert name in PUSHGATE_MODULES, (path.name, name)
 
 
+def test_cluster_rig_users_import_only_the_load_test_modules() -> None:
+    """The cluster rig's locust file (run under gevent) imports the load-test users, never the
+    asyncio app or the rig's own orchestration modules."""
+    for name in _imports(LOADTESTS / "cluster" / "users.py"):
+        assert name.split(".")[0] not in APP_LIBRARIES | {"pushgate", "approvals"}, name
+        assert name not in ("stack", "faults", "rig", "analysis"), name
+
+
 def test_pushgate_modules_the_load_tests_use_load_without_the_app_libraries() -> None:
     """Importing the devicekit pieces and the binding leaves asyncio, aiohttp and redis unloaded."""
     probe = (

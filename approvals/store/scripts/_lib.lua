@@ -1,6 +1,14 @@
 -- Shared helpers, prepended to every script (scripts cannot call each other).
 -- PUB is substituted at load time: PUBLISH on one node, SPUBLISH on Redis Cluster.
 
+-- The one clock: the server's TIME in epoch ms, plus the shift the caller passes (0 in
+-- production; tests move time with it), so every gateway and worker decides with the same
+-- time whatever its host's clock says.
+local function server_ms(shift)
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + (tonumber(shift) or 0)
+end
+
 local function event(outbox, maxlen, etype, tenant, user_id, challenge_id, device_id, now, data)
   redis.call('XADD', outbox, 'MAXLEN', '~', maxlen, '*',
     'type', etype, 'tenant', tenant, 'user_id', user_id,

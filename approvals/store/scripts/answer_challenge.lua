@@ -1,8 +1,8 @@
 -- A device's signed answer: first valid answer wins; sign count must grow.
 -- KEYS: 1 challenge, 2 pending, 3 expiry index, 4 outbox, 5 jobs, 6 user, 7 device
--- ARGV: 1 now_ms, 2 tenant, 3 user_id, 4 device_id, 5 status, 6 reason, 7 new_sign_count,
+-- ARGV: 1 clock shift ms (0 in production), 2 tenant, 3 user_id, 4 device_id, 5 status, 6 reason, 7 new_sign_count,
 --       8 retention_ms, 9 fraud_block_ms, 10 chan, 11 dchan, 12 outbox_maxlen, 13 jobs_maxlen
-local now = tonumber(ARGV[1])
+local now = server_ms(ARGV[1])
 local k = {ch = KEYS[1], pend = KEYS[2], exp = KEYS[3], outbox = KEYS[4], jobs = KEYS[5]}
 local a = {now = now, retention_ms = tonumber(ARGV[8]), chan = ARGV[10], dchan = ARGV[11],
   outbox_maxlen = ARGV[12], jobs_maxlen = ARGV[13]}

@@ -2,10 +2,10 @@
 -- the indexes, the push job and the audit event, all in one atomic step.
 -- KEYS: 1 user, 2 active devices, 3 dedupe, 4 challenge, 5 pending, 6 push window,
 --       7 jobs, 8 outbox, 9 expiry index, 10 all devices
--- ARGV: 1 now_ms, 2 cid, 3 ttl_ms, 4 dedupe_ms, 5 retention_ms, 6 max_pushes, 7 window_ms,
+-- ARGV: 1 clock shift ms (0 in production), 2 cid, 3 ttl_ms, 4 dedupe_ms, 5 retention_ms, 6 max_pushes, 7 window_ms,
 --       8 max_unanswered, 9 tenant, 10 user_id, 11 resource, 12 app_name, 13 ctx_json,
 --       14 number_matching, 15 number, 16 nonce, 17 jobs_maxlen, 18 outbox_maxlen
-local now = tonumber(ARGV[1])
+local now = server_ms(ARGV[1])
 local cid, ttl, dedupe = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local tenant, user_id = ARGV[9], ARGV[10]
 local outbox_maxlen = ARGV[18]
@@ -68,4 +68,4 @@ redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[17], '*', 'kind', 'challenge', '
 redis.call('ZADD', KEYS[9], expires, cid)
 event(KEYS[8], outbox_maxlen, 'challenge.created', tenant, user_id, cid, '', now,
   cjson.encode({resource = ARGV[11], app_name = ARGV[12]}))
-return {'created', tostring(devices)}
+return {'created', tostring(devices), tostring(now)}

@@ -3,10 +3,10 @@
 -- once (recorded with the fact, so a retried or reclaimed job never tells it twice) and a
 -- first attempt is claimed for every push device whose prompt no attempt accepted yet.
 -- KEYS: 1 challenge, 2 user's active devices, 3 jobs, 4 outbox
--- ARGV: 1 now_ms, 2 owner, 3 attempt_ms, 4 entry id, 5 group, 6 device key prefix,
+-- ARGV: 1 clock shift ms (0 in production), 2 owner, 3 attempt_ms, 4 entry id, 5 group, 6 device key prefix,
 --       7 device channel, 8 challenge channel, 9 min_left_ms, 10 outbox_maxlen,
 --       11.. platforms this worker can send to
-local now, owner, attempt_ms = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
+local now, owner, attempt_ms = server_ms(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 local rec = redis.call('HMGET', KEYS[1], 'status', 'expires_at', 'id', 'app_name', 'ctx',
   'created_at', 'nm', 'nonce', 'inapp')
 if rec[1] ~= 'pending' or now + tonumber(ARGV[9]) >= tonumber(rec[2]) then

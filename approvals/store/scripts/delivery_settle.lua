@@ -3,9 +3,9 @@
 -- With an entry id this was the job's last outcome: the job is acknowledged, and a prompt job
 -- that reached no phone leaves its error on the record.
 -- KEYS: 1 challenge, 2 jobs, 3 outbox
--- ARGV: 1 now_ms, 2 owner, 3 field, 4 outcome, 5 entry id ('' = more to come), 6 group,
+-- ARGV: 1 clock shift ms (0 in production), 2 owner, 3 field, 4 outcome, 5 entry id ('' = more to come), 6 group,
 --       7 challenge channel, 8 outbox_maxlen, 9 device id, 10 push error ('' = none)
-local now, owner, field, outcome = tonumber(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
+local now, owner, field, outcome = server_ms(ARGV[1]), ARGV[2], ARGV[3], ARGV[4]
 if redis.call('EXISTS', KEYS[1]) == 1 then
   local kind, who = attempt_state(redis.call('HGET', KEYS[1], field), now)
   -- An acceptance is a fact whoever holds the slot; any other outcome only replaces our own

@@ -1,8 +1,8 @@
 -- End a pending challenge from the portal side: cancel, TOTP fallback approval, or expiry.
 -- KEYS: 1 challenge, 2 pending, 3 expiry index, 4 outbox, 5 jobs, 6 user
--- ARGV: 1 now_ms, 2 tenant, 3 status ('cancelled'|'approved'|'expired'), 4 reason, 5 method,
+-- ARGV: 1 clock shift ms (0 in production), 2 tenant, 3 status ('cancelled'|'approved'|'expired'), 4 reason, 5 method,
 --       6 retention_ms, 7 chan, 8 dchan, 9 outbox_maxlen, 10 jobs_maxlen
-local now = tonumber(ARGV[1])
+local now = server_ms(ARGV[1])
 local k = {ch = KEYS[1], pend = KEYS[2], exp = KEYS[3], outbox = KEYS[4], jobs = KEYS[5]}
 local a = {now = now, retention_ms = tonumber(ARGV[6]), chan = ARGV[7], dchan = ARGV[8],
   outbox_maxlen = ARGV[9], jobs_maxlen = ARGV[10]}

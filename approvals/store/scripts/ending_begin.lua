@@ -3,9 +3,9 @@
 -- phone ('s', 'r' or an abandoned attempt), except the device that answered. A prompt attempt
 -- still in flight is waited for (wait_ms), so the follow-up is always the later one.
 -- KEYS: 1 challenge, 2 user's active devices, 3 jobs
--- ARGV: 1 now_ms, 2 owner, 3 attempt_ms, 4 entry id, 5 group, 6 device key prefix,
+-- ARGV: 1 clock shift ms (0 in production), 2 owner, 3 attempt_ms, 4 entry id, 5 group, 6 device key prefix,
 --       7 deciding device, 8.. platforms this worker can send to
-local now, owner, attempt_ms = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
+local now, owner, attempt_ms = server_ms(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 local rec = redis.call('HMGET', KEYS[1], 'status', 'expires_at', 'app_name', 'ctx')
 if not rec[1] or rec[1] == 'pending' then
   redis.call('XACK', KEYS[3], ARGV[5], ARGV[4])

@@ -3,8 +3,8 @@
 -- may race on the same entry), and move the entry to its next due time or drop it.
 -- Mirrors policies.decide.reminder_due and expiry_due.
 -- KEYS: 1 enrollment index, 2 user, 3 devices, 4 outbox
--- ARGV: 1 now_ms, 2 member, 3 tenant, 4 user_id, 5 lead_ms, 6 outbox_maxlen
-local now, lead = tonumber(ARGV[1]), tonumber(ARGV[5])
+-- ARGV: 1 clock shift ms (0 in production), 2 member, 3 tenant, 4 user_id, 5 lead_ms, 6 outbox_maxlen
+local now, lead = server_ms(ARGV[1]), tonumber(ARGV[5])
 local u = redis.call('HMGET', KEYS[2], 'mfa_required', 'enrollment_deadline', 'totp_status',
   'reminded_for', 'expired_for')
 if u[1] ~= '1' or not u[2] then

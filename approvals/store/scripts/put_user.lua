@@ -1,10 +1,10 @@
 -- Create or update a user. The enrollment period starts when MFA becomes required: on
 -- creation, on a change of mfa_required from false to true, or when none was ever recorded.
 -- KEYS: 1 user, 2 enrollment index
--- ARGV: 1 now_ms, 2 tenant, 3 user_id, 4 period_ms, 5 lead_ms, 6 index member,
+-- ARGV: 1 clock shift ms (0 in production), 2 tenant, 3 user_id, 4 period_ms, 5 lead_ms, 6 index member,
 --       then field/value pairs (mfa_required among them)
-local now = tonumber(ARGV[1])
-local created = redis.call('HSETNX', KEYS[1], 'created_at', ARGV[1])
+local now = server_ms(ARGV[1])
+local created = redis.call('HSETNX', KEYS[1], 'created_at', tostring(now))
 local before = redis.call('HMGET', KEYS[1], 'mfa_required', 'enrollment_deadline')
 local fields = {'tenant', ARGV[2], 'user_id', ARGV[3]}
 local required = nil

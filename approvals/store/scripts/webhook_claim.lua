@@ -1,8 +1,8 @@
 -- Lease the deliveries that are due: each moves to now + lease (so a worker that dies
 -- mid-delivery hands it back) and counts one more attempt. Returns id, attempt, since, ...
 -- KEYS: 1 due, 2 tries, 3 since
--- ARGV: 1 now_ms, 2 lease_ms, 3 count
-local now = tonumber(ARGV[1])
+-- ARGV: 1 clock shift ms (0 in production), 2 lease_ms, 3 count
+local now = server_ms(ARGV[1])
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
 local out = {}
 for _, id in ipairs(ids) do

@@ -1,7 +1,8 @@
 -- Queue the tenant's new events whose type the webhook wants, due at once, and move the
 -- cursor past every event read. Returns {queued, read}.
 -- KEYS: 1 webhook, 2 cursor, 3 tenant events, 4 due, 5 since
--- ARGV: 1 now_ms, 2 count
+-- ARGV: 1 clock shift ms (0 in production), 2 count
+local now = server_ms(ARGV[1])
 local types = redis.call('HGET', KEYS[1], 'events')
 if not types then return {0, 0} end
 local wanted = {}
@@ -15,8 +16,8 @@ for _, entry in ipairs(entries) do
     if fields[i] == 'type' then etype = fields[i + 1] end
   end
   if wanted['*'] or wanted[etype] then
-    redis.call('ZADD', KEYS[4], tonumber(ARGV[1]), entry[1])
-    redis.call('HSET', KEYS[5], entry[1], ARGV[1])
+    redis.call('ZADD', KEYS[4], now, entry[1])
+    redis.call('HSET', KEYS[5], entry[1], tostring(now))
     queued = queued + 1
   end
   cursor = entry[1]
