@@ -58,7 +58,6 @@ async def test_worker_refuses_to_connect_to_an_internal_resolved_address(
             sealed_secret=SecretBox(settings.secret_key_bytes).seal(
                 "whsec_test", context=secret_context(tenant.tenant_id)
             ),
-            now_ms=int(clock() * 1000),
         )
     finally:
         await backend.close()

@@ -35,10 +35,13 @@ async def test_jobs_held_up_by_a_slow_provider_show_in_their_shards_backlog(
         for index in range(5):
             await s.phone(f"user{index}", "apns", f"{index:02x}" * 32)
         await s.apns.faults(latency=30)
-        _, port = await s.worker("worker", worker_concurrency=1)
+        # Created before the worker starts, so each shard's reader takes all of its shard's
+        # jobs in its first read: with one send at a time, a job arriving later would wait
+        # unread (lag) behind the first one for the whole of its retries.
         created = [
             (await s.portal.create_challenge(f"user{index}")).body["id"] for index in range(5)
         ]
+        _, port = await s.worker("worker", worker_concurrency=1)
         per_shard = Counter(shard_of(cid, SHARDS) for cid in created)
 
         async def counted() -> bool:
