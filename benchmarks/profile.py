@@ -24,6 +24,8 @@ class Profile:
     redis_ops: int  # commands per P2 run
     surge_sockets: int  # portal websockets that open and drop in the memory-after-surge run
     surge_after_seconds: float  # when RSS is read again after they dropped
+    p5_runs: int  # create runs with the idle sockets open (each one a P5 ratio)
+    expiry_challenges: int  # P7: challenges left to expire while the idle sockets are open
 
 
 FULL = Profile(
@@ -44,6 +46,8 @@ FULL = Profile(
     redis_ops=60_000,
     surge_sockets=5_000,
     surge_after_seconds=60,
+    p5_runs=3,
+    expiry_challenges=1_000,
 )
 
 QUICK = Profile(
@@ -64,4 +68,6 @@ QUICK = Profile(
     redis_ops=10_000,
     surge_sockets=1_000,
     surge_after_seconds=10,
+    p5_runs=1,
+    expiry_challenges=100,
 )

@@ -140,30 +140,55 @@ def _idle_rows(idle: dict[str, Any]) -> list[str]:
     for key in sorted(idle["p3"], key=int):
         p3 = idle["p3"][key]
         approve = raw[f"latency_idle_{key}"]
-        handler = approve.get("answer_handler_mean_ms", float("nan"))
         rows.append(
             f"| P3 approve → portal `result` p99 ÷ websocket echo p99, "
             f"{int(key):,} idle sockets "
             f"| p50 {approve['approve_to_result_ms']['p50']:.2f} / "
             f"p99 {p3['approve_p99_ms']:.2f} ms "
-            f"(answer handler mean {handler:.2f} ms) "
             f"| echo p50 {approve['echo_ms']['p50']:.3f} / p99 {p3['echo_p99_ms']:.3f} ms "
             f"| {p3['ratio']:.1f} | ≤ 3 | {_ok(p3['ratio'] <= 3)} |"
         )
+    for key in sorted(idle["p3"], key=int):
+        approve = raw[f"latency_idle_{key}"]
+        handler = approve.get("answer_handler_mean_ms", float("nan"))
+        response = approve.get("approve_http_response_ms", {}).get("p50", float("nan"))
+        rows.append(
+            f"| P3h device answer handler, mean (the gateway's own histogram), "
+            f"{int(key):,} idle sockets | {handler:.2f} ms "
+            f"(answer's HTTP response p50 {response:.2f} ms) | | | ≤ 1 ms | {_ok(handler <= 1)} |"
+        )
     for key in sorted(idle["p4"], key=int):
         p4 = idle["p4"][key]
-        met = p4["ratio"] is not None and p4["ratio"] <= 1.5 and p4["portal_kib_per_socket"] <= 20
+        met = p4["ratio"] is not None and p4["ratio"] <= 1.3 and p4["portal_kib_per_socket"] <= 20
         rows.append(
             f"| P4 RSS per idle portal websocket ÷ bare aiohttp websocket, {int(key):,} sockets "
             f"| {p4['portal_kib_per_socket']:.1f} KiB | {p4['bare_kib_per_socket']:.1f} KiB "
-            f"| {p4['ratio']:.2f} | ≤ 1.5 and ≤ 20 KB | {_ok(met)} |"
+            f"| {p4['ratio']:.2f} | ≤ 1.3 and ≤ 20 KiB | {_ok(met)} |"
         )
     p5 = idle["p5"]
+    rates = p5["creates_with_sockets"]
+    rates = rates if isinstance(rates, list) else [rates]
+    ratios = p5.get("ratios") or [p5["ratio"]]
     rows.append(
-        f"| P5 creates/s with {p5['idle_sockets']:,} idle portal sockets ÷ with none "
-        f"| {p5['creates_with_sockets']:,.0f} creates/s | {p5['creates_none']:,.0f} creates/s "
-        f"| {p5['ratio']:.3f} | ≥ 0.85 | {_ok(p5['ratio'] >= 0.85)} |"
+        f"| P5 creates/s with {p5['idle_sockets']:,} idle portal sockets ÷ with none, "
+        f"{len(ratios)} run{'s' if len(ratios) > 1 else ''} "
+        f"| {' / '.join(f'{r:,.0f}' for r in rates)} creates/s "
+        f"| {p5['creates_none']:,.0f} creates/s (mean of a run before and after) "
+        f"| {' / '.join(f'{r:.3f}' for r in ratios)} | ≥ 0.85 in each run "
+        f"| {_ok(min(ratios) >= 0.85)} |"
     )
+    p7 = idle.get("p7")
+    if p7:
+        late = p7["after_expiry_ms"]
+        rows.append(
+            f"| P7 challenges whose portal websocket gets `expired` within TTL + "
+            f"{p7['grace_seconds']:g} s, {p7['challenges']:,} challenges (TTL "
+            f"{p7['ttl_seconds']} s), {p5['idle_sockets']:,} idle sockets "
+            f"| {p7['expired_within_grace']:,} of {p7['challenges']:,} "
+            f"(`result` after `expires_at`: p50 {late['p50']:.0f} / p99 {late['p99']:.0f} / "
+            f"max {late['max']:.0f} ms) | | {p7['fraction']:.1%} | 100 % "
+            f"| {_ok(p7['fraction'] >= 1)} |"
+        )
     return rows
 
 

@@ -162,10 +162,16 @@ async def make_tenant(redis_url: str) -> Tenant:
     return Tenant(tenant_id, admin_key, portal_key)
 
 
-async def set_policy(session: aiohttp.ClientSession, gateway: Server, tenant: Tenant) -> None:
+async def set_policy(
+    session: aiohttp.ClientSession,
+    gateway: Server,
+    tenant: Tenant,
+    policy: dict[str, Any] | None = None,
+) -> None:
+    """Set the tenant's policy (``BENCH_POLICY`` unless given) through ``PATCH /v1/policy``."""
     headers = {"Authorization": f"Bearer {tenant.admin_key}"}
     async with session.patch(
-        gateway.url + "/v1/policy", json=BENCH_POLICY, headers=headers
+        gateway.url + "/v1/policy", json=policy or BENCH_POLICY, headers=headers
     ) as resp:
         if resp.status != 200:
             raise RuntimeError(f"PATCH /v1/policy: {resp.status} {await resp.text()}")
