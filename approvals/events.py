@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from enum import Enum
 from typing import Any, Final
 
 from approvals.challenge import rfc3339
@@ -33,6 +34,29 @@ EVENT_TYPES: Final[tuple[str, ...]] = (
     "enrollment.expired",
 )
 ALL_EVENTS: Final = "*"
+
+
+class Progress(Enum):
+    """A delivery fact recorded once on a pending challenge: the record field it sets, the
+    message the waiting portal is sent, and the audit event it appends (None: no event).
+    ``SENT`` is recorded by the delivery scripts, which spell the same three names."""
+
+    field: str
+    message: str
+    event: str | None
+
+    SENT = ("sent_at", "push_sent", "challenge.push_sent")
+    DELIVERED = ("delivered_at", "delivered", "challenge.delivered")
+    SEEN = ("seen_at", "seen", None)
+
+    def __init__(self, field: str, message: str, event: str | None) -> None:
+        self.field = field
+        self.message = message
+        self.event = event
+
+
+#: the portal websocket messages that report progress (passed on as they are)
+PROGRESS_MESSAGES: Final[frozenset[str]] = frozenset(p.message for p in Progress)
 
 
 def event_item(event_id: str, fields: Mapping[str, str]) -> dict[str, Any]:

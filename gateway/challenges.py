@@ -256,7 +256,7 @@ async def cancel_challenge(request: web.Request) -> web.Response:
         reason="portal_cancelled",
         method=None,
         retention_s=policy.result_retention_seconds,
-        tenant=identity.tenant,
+        owned_by=identity.tenant,
     )
     return respond_to_end(svc, outcome.result, outcome.record, counted="cancelled")
 

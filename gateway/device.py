@@ -12,6 +12,7 @@ from webauthn.helpers.exceptions import WebAuthnException
 
 from approvals.binding import decision_challenge
 from approvals.challenge import device_message, device_view, effective_status, outcome_for_answer
+from approvals.events import Progress
 from approvals.numbers import number_matches
 from gateway.auth import require_device
 from gateway.bodies import DeviceResponse, NoBody, PushToken, read_body
@@ -69,13 +70,7 @@ async def get_device_challenge(request: web.Request) -> web.Response:
     now_ms = svc.now_ms()
     body["status"] = effective_status(record, now_ms)
     if body["status"] == "pending" and not record.get("seen_at"):
-        await svc.challenges.mark(
-            record["id"],
-            field="seen_at",
-            message="seen",
-            event_type="",
-            device_id=device["id"],
-        )
+        await svc.challenges.mark(record["id"], Progress.SEEN, device_id=device["id"])
     return web.json_response(body)
 
 
@@ -89,13 +84,7 @@ async def ack_challenge(request: web.Request) -> web.Response:
     tag_request(request, challenge_id=record["id"])
     now_ms = svc.now_ms()
     _ensure_open(record, now_ms)
-    await svc.challenges.mark(
-        record["id"],
-        field="delivered_at",
-        message="delivered",
-        event_type="challenge.delivered",
-        device_id=device["id"],
-    )
+    await svc.challenges.mark(record["id"], Progress.DELIVERED, device_id=device["id"])
     return web.Response(status=204)
 
 

@@ -234,7 +234,7 @@ async def challenge_totp(request: web.Request) -> web.Response:
         reason=None,
         method="totp",
         retention_s=policy.result_retention_seconds,
-        tenant=identity.tenant,
+        owned_by=identity.tenant,
     )
     return respond_to_end(svc, outcome.result, outcome.record, counted="approved")
 

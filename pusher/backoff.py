@@ -23,11 +23,15 @@ REDIS_RETRY_CAP = 0.25  # a restarted Redis is used again within this long
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
-def backoff_delay(attempt: int, retry_after: float | None = None) -> float:
-    """Exponential backoff with equal jitter (half fixed, half random); a provider's
-    Retry-After is a floor."""
-    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * (2**attempt))
-    delay = random.uniform(ceiling / 2, ceiling)
+def backoff_delay(
+    attempt: int, retry_after: float | None = None, rand: Callable[[], float] = random.random
+) -> float:
+    """Exponential backoff with equal jitter: after ``attempt`` retries (0 first) the ceiling
+    is min(0.25 s * 2^attempt, 8 s), and the delay is its fixed half plus a uniformly random
+    share of the other half, so retries never bunch up near zero. A provider's Retry-After
+    is a floor."""
+    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * 2.0**attempt)
+    delay = ceiling * (0.5 + rand() / 2)
     return max(delay, retry_after or 0.0)
 
 

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from approvals.events import Progress
 from approvals.ids import shard_of
 from approvals.store import keys
 from approvals.store.backend import Backend, decode_hash
@@ -173,16 +174,18 @@ class ChallengeStore:
         reason: str | None,
         method: str | None,
         retention_s: int,
-        tenant: str = "",
+        owned_by: str | None = None,
     ) -> EndOutcome:
-        """End a pending challenge (cancel, TOTP approval) or expire it if due."""
+        """End a pending challenge (cancel, TOTP approval) or expire it if due. With
+        ``owned_by`` (a tenant) the script first checks the challenge belongs to it and
+        answers ``not_found`` otherwise."""
         shard = self.shard(record["id"])
         assert shard is not None
         uk = self._b.user_keys(record["tenant"], record["user_id"])
         script, end_keys = self._b.scripts.end_challenge, self._end_keys(record, shard)
         args: list[str | int] = [
             self._b.shift_ms,
-            tenant,
+            owned_by or "",
             status,
             reason or "",
             method or "",
@@ -212,16 +215,9 @@ class ChallengeStore:
             record, status="expired", reason="ttl", method=None, retention_s=retention_s
         )
 
-    async def mark(
-        self,
-        challenge_id: str,
-        *,
-        field: str,
-        message: str,
-        event_type: str,
-        device_id: str = "",
-    ) -> bool:
-        """Record a progress fact once (``sent_at``, ``delivered_at``, ``seen_at``)."""
+    async def mark(self, challenge_id: str, progress: Progress, *, device_id: str = "") -> bool:
+        """Record a progress fact once while the challenge is pending: set its field, tell
+        the waiting portal and append its audit event (if it has one)."""
         shard = self.shard(challenge_id)
         if shard is None:
             return False
@@ -229,9 +225,9 @@ class ChallengeStore:
             keys=[keys.challenge(shard, challenge_id), keys.outbox(shard)],
             args=[
                 self._b.shift_ms,
-                field,
-                message,
-                event_type,
+                progress.field,
+                progress.message,
+                progress.event or "",
                 keys.challenge_channel(shard, challenge_id),
                 self._b.outbox_maxlen,
                 device_id,

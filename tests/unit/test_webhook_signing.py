@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from approvals.events import EVENT_TYPES, event_item
+import approvals.store
+from approvals.events import EVENT_TYPES, Progress, event_item
 from pusher.webhooks import BASE_DELAY_SECONDS, MAX_DELAY_SECONDS, backoff_seconds, signature
+
+SCRIPTS = Path(approvals.store.__file__).parent / "scripts"
 
 
 def test_signature_is_hmac_sha256_of_timestamp_dot_body() -> None:
@@ -59,3 +63,15 @@ def test_event_types_are_the_spec_list() -> None:
         "user": 2,
         "enrollment": 2,
     }
+
+
+def test_progress_facts_append_spec_events_and_match_the_delivery_scripts() -> None:
+    """Every progress fact's event is a §9 type, and the delivery scripts record ``sent_at``
+    with the same field, message and event as ``Progress.SENT``."""
+    assert {p.event for p in Progress if p.event} <= set(EVENT_TYPES)
+    sent = Progress.SENT
+    for script in ("delivery_begin.lua", "delivery_settle.lua"):
+        text = (SCRIPTS / script).read_text()
+        assert f"field = '{sent.field}'" in text
+        assert f"message = '{sent.message}'" in text
+        assert f"event_type = '{sent.event}'" in text
