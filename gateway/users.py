@@ -12,7 +12,7 @@ from gateway.auth import require_key
 from gateway.bodies import ID_PATTERN, PutUser, read_body
 from gateway.problems import ProblemError
 from gateway.services import services
-from policies.decide import mfa_status
+from policies.decide import is_locked, mfa_status
 from policies.policy import Policy
 
 routes = web.RouteTableDef()
@@ -40,16 +40,15 @@ def user_view(record: dict[str, str], devices: int, policy: Policy, now: float) 
         if record.get("enrollment_deadline"):
             deadline_s = int(record["enrollment_deadline"]) / 1000
     totp = record.get("totp_status", "none")
-    locked_until = record.get("locked_until", "")
-    locked = record.get("locked") == "1" and (
-        locked_until in ("", "0") or int(locked_until) > now * 1000
-    )
+    locked_until: float | None = None
+    if record.get("locked") == "1":
+        locked_until = int(record.get("locked_until") or 0) / 1000
     status = mfa_status(
         mfa_required=record.get("mfa_required", "1") == "1",
         has_push=devices > 0,
         totp_status=totp if totp in ("none", "pending", "active") else "none",  # type: ignore[arg-type]
         deadline=deadline_s,
-        locked=locked,
+        locked=is_locked(locked_until, now),
         now=now,
     )
     return {

@@ -1,13 +1,17 @@
 """Policy evaluation (SPEC §3, §5, §6): TOTP lockout, enrollment period, push fatigue caps.
 
 Pure functions over a :class:`Policy` and plain values; every time is float epoch seconds.
-The Lua scripts that enforce these rules atomically mirror the functions here.
+The Lua scripts enforce the lockout and fatigue rules atomically, with the functions of
+``approvals/store/scripts/_lib.lua`` that name the function here they decide like;
+tests/integration/test_rules_agree.py runs both on the same inputs and expects the same
+decisions (:func:`is_locked`, :func:`register_failure`, :func:`push_allowed`).
 
 Lock representation (``locked_until``), as stored and as passed to :func:`is_locked`:
 
 - ``None`` (field absent): no lock in force.
-- :data:`UNTIL_UNLOCKED` (``0``; any value ``<= 0`` is read the same way): locked until an
-  admin unlocks; this is what a lock taken under ``lockout_seconds == 0`` records.
+- :data:`UNTIL_UNLOCKED` (``0``; any value ``<= 0`` is read the same way, so a damaged value
+  fails closed): locked until an admin unlocks; this is what a lock taken under
+  ``lockout_seconds == 0`` records.
 - a positive time ``t``: locked while ``now < t``.
 """
 
@@ -72,9 +76,10 @@ class FailedAttempt:
 def register_failure(
     failures_before: int, policy: Policy, *, is_admin: bool, now: float
 ) -> FailedAttempt:
-    """Count one failed attempt; a failure that reaches (or passes) the limit takes the lock."""
+    """Count one failed attempt (``failures_before`` >= 0 were counted since the last
+    success); a failure that reaches (or passes) the limit takes the lock."""
     limit = attempt_limit(policy, is_admin=is_admin)
-    failures = max(0, failures_before) + 1
+    failures = failures_before + 1
     remaining = max(0, limit - failures)
     locked = lock_until(policy, now) if failures >= limit else None
     return FailedAttempt(failures=failures, attempts_remaining=remaining, locked_until=locked)
@@ -185,9 +190,10 @@ def fraud_block_until(policy: Policy, now: float) -> float | None:
 
 
 def pushes_in_window(sent_times: Iterable[float], policy: Policy, now: float) -> int:
-    """Pushes that count toward the window cap: sent at ``t`` with ``now - window < t <= now``."""
+    """Pushes that count toward the window cap: sent at ``t`` with ``t > now - window`` (a
+    send stamped after ``now``, by a clock that stepped back, counts too)."""
     start = now - policy.push_window_seconds
-    return sum(1 for t in sent_times if start < t <= now)
+    return sum(1 for t in sent_times if t > start)
 
 
 def push_allowed(

@@ -8,6 +8,8 @@ from typing import Any
 
 from redis.commands.core import AsyncScript
 
+_FOLDER = resources.files("approvals.store") / "scripts"
+
 _NAMES = (
     "create_challenge",
     "answer_challenge",
@@ -37,13 +39,16 @@ _NAMES = (
 )
 
 
-def script_source(name: str, *, cluster: bool) -> str:
-    """The full source of one script: the library with PUB bound, then the script body."""
-    folder = resources.files("approvals.store") / "scripts"
-    lib = (folder / "_lib.lua").read_text()
-    body = (folder / f"{name}.lua").read_text()
+def with_library(body: str, *, cluster: bool) -> str:
+    """``body`` after the shared library (``_lib.lua``, PUB bound): a whole script."""
+    lib = (_FOLDER / "_lib.lua").read_text()
     pub = "SPUBLISH" if cluster else "PUBLISH"
     return f"local PUB = '{pub}'\n{lib}\n{body}"
+
+
+def script_source(name: str, *, cluster: bool) -> str:
+    """The full source of one script: the library with PUB bound, then the script body."""
+    return with_library((_FOLDER / f"{name}.lua").read_text(), cluster=cluster)
 
 
 @dataclass(frozen=True)

@@ -51,15 +51,59 @@ local function expire_if_due(k, a)
   return false
 end
 
--- The lock in force at now: nil when there is none (a timed lock that has run out is
--- cleared here, with the failure count it ended), else locked_until ('0' = until unlocked).
+-- The rules policies/decide.py states in Python. The scripts decide with these functions;
+-- tests/integration/test_rules_agree.py runs them and the Python on the same inputs.
+
+-- The lock in force at now, from the user's 'locked' and 'locked_until' fields: nil when
+-- there is none, 0 when it lasts until an admin unlocks (a stored value <= 0, or none, reads
+-- so: fail closed), else the time it ends (policies.decide.is_locked).
+local function lock_end(locked, locked_until, now)
+  if locked ~= '1' then return nil end
+  local until_ms = tonumber(locked_until or '0') or 0
+  if until_ms <= 0 then return 0 end
+  if until_ms > now then return until_ms end
+  return nil
+end
+
+-- The lock a failed TOTP attempt takes once ``failures`` (this one counted) reaches
+-- ``limit``: nil below it, else its end (0 = until an admin unlocks, when ``lock_ms`` is 0)
+-- (policies.decide.register_failure).
+local function lock_after_failure(failures, limit, lock_ms, now)
+  if failures < limit then return nil end
+  if lock_ms > 0 then return now + lock_ms end
+  return 0
+end
+
+-- Whether a fraud report still blocks pushes at now (policies.decide.push_allowed).
+local function fraud_blocked(fraud_until, now)
+  return fraud_until ~= false and fraud_until ~= nil and tonumber(fraud_until) > now
+end
+
+-- The pushes that count toward the window cap: those sent after now - window_ms (the sorted
+-- set ``key`` of send times; older ones are dropped) (policies.decide.pushes_in_window).
+local function pushes_in_window(key, now, window_ms)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window_ms)
+  return redis.call('ZCARD', key)
+end
+
+-- The fatigue cap one more push would break, 'window' or 'unanswered', or nil
+-- (policies.decide.push_allowed).
+local function push_cap(in_window, unanswered, max_pushes, max_unanswered)
+  if in_window >= max_pushes then return 'window' end
+  if unanswered >= max_unanswered then return 'unanswered' end
+  return nil
+end
+
+-- The lock in force at now (see lock_end), as a string for the reply; a timed lock that has
+-- run out is cleared here, with the failure count it ended.
 local function lock_in_force(ukey, now)
   local l = redis.call('HMGET', ukey, 'locked', 'locked_until')
-  if l[1] ~= '1' then return nil end
-  local until_ms = tonumber(l[2] or '0') or 0
-  if until_ms == 0 or until_ms > now then return tostring(until_ms) end
-  redis.call('HDEL', ukey, 'locked', 'locked_until')
-  redis.call('HSET', ukey, 'totp_failures', '0')
+  local until_ms = lock_end(l[1], l[2], now)
+  if until_ms then return tostring(until_ms) end
+  if l[1] == '1' then
+    redis.call('HDEL', ukey, 'locked', 'locked_until')
+    redis.call('HSET', ukey, 'totp_failures', '0')
+  end
   return nil
 end
 

@@ -11,15 +11,13 @@ local tenant, user_id = ARGV[9], ARGV[10]
 local outbox_maxlen = ARGV[18]
 
 local user = redis.call('HMGET', KEYS[1], 'locked', 'locked_until', 'fraud_until', 'unanswered')
-if user[1] == '1' then
-  local until_ms = tonumber(user[2] or '0')
-  if until_ms == 0 then return {'user_locked', '0'} end
-  if until_ms > now then return {'user_locked', tostring(until_ms - now)} end
-end
+local until_ms = lock_end(user[1], user[2], now)
+if until_ms == 0 then return {'user_locked', '0'} end
+if until_ms then return {'user_locked', tostring(until_ms - now)} end
 if redis.call('SCARD', KEYS[2]) == 0 and enrollment_expired(KEYS[1], KEYS[10], now) then
   return {'user_locked', '0', 'enrollment_expired'}
 end
-if user[3] and tonumber(user[3]) > now then
+if fraud_blocked(user[3], now) then
   event(KEYS[8], outbox_maxlen, 'challenge.throttled', tenant, user_id, '', '', now,
     cjson.encode({reason = 'fraud_block', resource = ARGV[11]}))
   return {'push_blocked', tostring(tonumber(user[3]) - now)}
@@ -38,14 +36,15 @@ local devices = redis.call('SCARD', KEYS[2])
 if devices == 0 then return {'no_push_device'} end
 
 local window = tonumber(ARGV[7])
-redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now - window)
-if redis.call('ZCARD', KEYS[6]) >= tonumber(ARGV[6]) then
+local cap = push_cap(pushes_in_window(KEYS[6], now, window), tonumber(user[4] or '0'),
+  tonumber(ARGV[6]), tonumber(ARGV[8]))
+if cap == 'window' then
   local oldest = redis.call('ZRANGE', KEYS[6], 0, 0, 'WITHSCORES')
   event(KEYS[8], outbox_maxlen, 'challenge.throttled', tenant, user_id, '', '', now,
     cjson.encode({reason = 'max_pushes_per_window', resource = ARGV[11]}))
   return {'throttled', tostring(tonumber(oldest[2]) + window - now), 'window'}
 end
-if tonumber(user[4] or '0') >= tonumber(ARGV[8]) then
+if cap == 'unanswered' then
   event(KEYS[8], outbox_maxlen, 'challenge.throttled', tenant, user_id, '', '', now,
     cjson.encode({reason = 'max_unanswered_pushes', resource = ARGV[11]}))
   return {'throttled', tostring(window), 'unanswered'}

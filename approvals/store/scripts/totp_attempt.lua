@@ -43,9 +43,8 @@ end
 local failures = redis.call('HINCRBY', KEYS[1], 'totp_failures', 1)
 event(KEYS[3], maxlen, 'totp.failed', tenant, user_id, cid, '', now,
   cjson.encode({purpose = ARGV[11], reason = ARGV[6], failures = failures}))
-if failures >= tonumber(ARGV[7]) then
-  local lock_ms = tonumber(ARGV[8])
-  local until_ms = lock_ms > 0 and now + lock_ms or 0
+local until_ms = lock_after_failure(failures, tonumber(ARGV[7]), tonumber(ARGV[8]), now)
+if until_ms then
   redis.call('HSET', KEYS[1], 'locked', '1', 'locked_until', tostring(until_ms),
     'locked_at', tostring(now))
   event(KEYS[3], maxlen, 'user.locked', tenant, user_id, '', '', now,
