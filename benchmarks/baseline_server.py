@@ -28,7 +28,7 @@ from aiohttp import WSMsgType, web
 
 from approvals.store.backend import Backend, connect
 from gateway.bodies import CreateChallenge
-from gateway.challenges import PING_SECONDS
+from gateway.sockets import PING_SECONDS
 from pushgate.logs import configure_logging
 
 HELLO = b'{"hello":"world"}'

@@ -12,23 +12,21 @@ from aiohttp import WSCloseCode, web
 from redis.exceptions import RedisError
 
 from approvals.challenge import effective_status, portal_view
+from approvals.events import PROGRESS_MESSAGES
 from approvals.ids import new_challenge_id
 from approvals.numbers import new_number
 from approvals.store.challenges import NewChallenge
 from approvals.store.durability import ReplicaAckTimeout
 from gateway.auth import optional_api_key, require_key, watch_token, watch_token_valid
 from gateway.bodies import CreateChallenge, read_body
+from gateway.endings import respond_to_end
 from gateway.problems import ProblemError
 from gateway.services import Services, services, tag_request
+from gateway.sockets import CleanClosingWebSocket, client_left, listen_to_client, websocket_route
 from gateway.waiters import RESYNC, Inbox
-from gateway.websocket import CleanClosingWebSocket
-from pushgate.logs import get_logger
-
-log = get_logger("gateway.challenges")
 
 MAX_WAIT_SECONDS = 55
 DRAIN_MARGIN_SECONDS = 0.5
-PING_SECONDS = 20.0
 REREAD_SECONDS = 0.5  # a waiter whose re-read failed (Redis failing over) reads again this soon
 CONFIRM_PATIENCE_SECONDS = 10.0  # then a waiter whose result cannot be confirmed closes (1013)
 routes = web.RouteTableDef()
@@ -261,119 +259,74 @@ async def cancel_challenge(request: web.Request) -> web.Response:
     return respond_to_end(svc, outcome.result, outcome.record, counted="cancelled")
 
 
-def respond_to_end(
-    svc: Services, result: str, record: dict[str, str], *, counted: str
-) -> web.Response:
-    """Answer an end step: 200 with the view, or the matching problem."""
-    if result == "not_found":
-        raise ProblemError("not_found", "no such challenge")
-    if result == "expired":
-        raise ProblemError("challenge_expired", "the challenge expired")
-    if result == "decided":
-        raise ProblemError(
-            "challenge_already_decided", f"the challenge is already {record.get('status')}"
-        )
-    svc.metrics.challenges.labels(counted).inc()
-    return web.json_response(portal_view(record, svc.now_ms()))
-
-
-def refuse_when_draining(svc: Services) -> None:
-    """New websockets go to another replica while this one drains."""
-    if svc.draining:
-        raise ProblemError(
-            "backend_unavailable", "this replica is draining", headers={"Retry-After": "1"}
-        )
-
-
-@routes.get("/v1/challenges/{challenge_id}/ws")
-async def challenge_websocket(request: web.Request) -> web.StreamResponse:
-    """Stream a challenge's progress and result to the portal or browser waiting on it."""
-    svc = services(request)
-    refuse_when_draining(svc)
+async def _watched_challenge(request: web.Request, svc: Services) -> tuple[str, dict[str, str]]:
     record = await authorized_challenge(request)
     channel = svc.challenges.channel(record["id"])
     assert channel is not None
-    ws = CleanClosingWebSocket(heartbeat=PING_SECONDS, max_msg_size=4096)
-    async with svc.hub.subscription(channel) as inbox:
-        fresh = await svc.challenges.get(record["id"])
-        record = fresh or record
-        await ws.prepare(request)
-        svc.websockets.add(ws)
-        gauge = svc.metrics.open_websockets.labels("portal")
-        gauge.inc()
-        try:
-            await _stream_challenge(svc, ws, record, inbox)
-        finally:
-            gauge.dec()
-            await ws.close()  # or wait for a close in progress: never drop the handshake
-            svc.allocator.socket_closed()
-    return ws
+    return channel, record
 
 
-#: queued by the client reader when the client side goes away (never sent by Redis)
-CLIENT_GONE = "\x00client-gone"
+async def _reread(svc: Services, record: dict[str, str]) -> dict[str, str]:
+    return await svc.challenges.get(record["id"]) or record
 
 
 async def _stream_challenge(
     svc: Services,
     ws: CleanClosingWebSocket,
-    record: dict[str, str],
     inbox: Inbox,
+    record: dict[str, str],
 ) -> None:
-    try:
-        record = await confirmed(svc, record)
-    except RedisError:
-        await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"backend unavailable")
-        return
+    record = await confirmed(svc, record)
     await ws.send_json({"type": "snapshot", "challenge": portal_view(record, svc.now_ms())})
     # The reader's end arrives through the same inbox, so an idle socket waits on one
     # inbox.get() under a timer instead of a getter task plus asyncio.wait per wake-up.
-    ws.read_in_background(lambda: inbox.put_nowait(CLIENT_GONE))
+    listen_to_client(ws, inbox)
     stale = False  # the last re-read failed: read again soon, whatever arrives
     unconfirmed: float | None = None  # since when an ended state could not be confirmed
     loop = asyncio.get_running_loop()
-    try:
-        while not ws.closed:
-            now_ms = svc.now_ms()
-            if effective_status(record, now_ms) != "pending":
-                record = await _settle_expiry(svc, record)
-                try:
-                    record = await confirmed(svc, record)
-                except RedisError:
-                    unconfirmed = unconfirmed or loop.time()
-                    if loop.time() - unconfirmed > CONFIRM_PATIENCE_SECONDS:
-                        raise
-                    await asyncio.sleep(REREAD_SECONDS)  # never tell what may be taken back
-                    continue
-                if effective_status(record, svc.now_ms()) == "pending":
-                    continue  # a failover took the end back: wait on
-                await ws.send_json({"type": "result", "challenge": portal_view(record, now_ms)})
-                await ws.close(code=WSCloseCode.OK)
-                return
-            until_expiry = max(0.0, (int(record["expires_at"]) - now_ms) / 1000) + 0.05
-            if stale:
-                until_expiry = min(until_expiry, REREAD_SECONDS)
+    while not ws.closed:
+        now_ms = svc.now_ms()
+        if effective_status(record, now_ms) != "pending":
+            record = await _settle_expiry(svc, record)
             try:
-                async with asyncio.timeout(until_expiry):
-                    message = await inbox.get()
-            except TimeoutError:
-                message = "tick"
-            if message == CLIENT_GONE or ws.client_gone:
-                return
-            if message in ("push_sent", "delivered", "seen"):
-                await ws.send_json({"type": message})
-                continue
-            try:
-                refreshed = await svc.challenges.get(record["id"])
+                record = await confirmed(svc, record)
             except RedisError:
-                stale = True  # fail closed: read again until the backend answers, never guess
+                unconfirmed = unconfirmed or loop.time()
+                if loop.time() - unconfirmed > CONFIRM_PATIENCE_SECONDS:
+                    raise
+                await asyncio.sleep(REREAD_SECONDS)  # never tell what may be taken back
                 continue
-            stale = False
-            if refreshed is None:
-                await ws.close(code=WSCloseCode.OK)
-                return
-            record = refreshed
-    except (ConnectionResetError, RuntimeError) as exc:
-        log.info("portal_websocket_gone", error=str(exc))
-    except RedisError:
-        await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"backend unavailable")
+            if effective_status(record, svc.now_ms()) == "pending":
+                continue  # a failover took the end back: wait on
+            await ws.send_json({"type": "result", "challenge": portal_view(record, now_ms)})
+            await ws.close(code=WSCloseCode.OK)
+            return
+        until_expiry = max(0.0, (int(record["expires_at"]) - now_ms) / 1000) + 0.05
+        if stale:
+            until_expiry = min(until_expiry, REREAD_SECONDS)
+        try:
+            async with asyncio.timeout(until_expiry):
+                message = await inbox.get()
+        except TimeoutError:
+            message = "tick"
+        if client_left(ws, message):
+            return
+        if message in PROGRESS_MESSAGES:
+            await ws.send_json({"type": message})
+            continue
+        try:
+            refreshed = await svc.challenges.get(record["id"])
+        except RedisError:
+            stale = True  # fail closed: read again until the backend answers, never guess
+            continue
+        stale = False
+        if refreshed is None:
+            await ws.close(code=WSCloseCode.OK)
+            return
+        record = refreshed
+
+
+#: streams a challenge's progress and result to the portal or browser waiting on it
+challenge_websocket = routes.get("/v1/challenges/{challenge_id}/ws")(
+    websocket_route("portal", authorize=_watched_challenge, read=_reread, relay=_stream_challenge)
+)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 
-from aiohttp import WSCloseCode, web
-from redis.exceptions import RedisError
+from aiohttp import web
 from webauthn import verify_authentication_response
 from webauthn.helpers import base64url_to_bytes
 from webauthn.helpers.exceptions import WebAuthnException
@@ -16,11 +15,11 @@ from approvals.events import Progress
 from approvals.numbers import number_matches
 from gateway.auth import require_device
 from gateway.bodies import DeviceResponse, NoBody, PushToken, read_body
-from gateway.challenges import CLIENT_GONE, PING_SECONDS, refuse_when_draining, respond_to_end
+from gateway.endings import respond_to_end
 from gateway.problems import ProblemError
 from gateway.services import Services, services, tag_request
+from gateway.sockets import CleanClosingWebSocket, client_left, listen_to_client, websocket_route
 from gateway.waiters import RESYNC, Inbox
-from gateway.websocket import CleanClosingWebSocket
 from pushgate.logs import get_logger
 
 log = get_logger("gateway.device")
@@ -172,32 +171,13 @@ async def delete_self(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-@routes.get("/v1/device/ws")
-async def device_websocket(request: web.Request) -> web.StreamResponse:
-    """In-app channel: a snapshot of pending challenges, then new ones and endings live."""
-    svc = services(request)
-    refuse_when_draining(svc)
+async def _device_channel(request: web.Request, svc: Services) -> tuple[str, dict[str, str]]:
     device = await require_device(request)
-    uk = svc.backend.user_keys(device["tenant"], device["user_id"])
-    ws = CleanClosingWebSocket(heartbeat=PING_SECONDS, max_msg_size=4096)
-    async with svc.hub.subscription(uk.device_channel) as inbox:
-        snapshot = await _snapshot(svc, device)
-        await ws.prepare(request)
-        svc.websockets.add(ws)
-        gauge = svc.metrics.open_websockets.labels("device")
-        gauge.inc()
-        try:
-            await ws.send_str(snapshot)
-            await _relay(svc, device, ws, inbox)
-        except (ConnectionResetError, RuntimeError) as exc:
-            log.info("device_websocket_gone", error=str(exc))
-        except RedisError:
-            await ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"backend unavailable")
-        finally:
-            gauge.dec()
-            await ws.close()  # or wait for a close in progress: never drop the handshake
-            svc.allocator.socket_closed()
-    return ws
+    return svc.backend.user_keys(device["tenant"], device["user_id"]).device_channel, device
+
+
+async def _first_snapshot(svc: Services, device: dict[str, str]) -> tuple[dict[str, str], str]:
+    return device, await _snapshot(svc, device)
 
 
 async def _snapshot(svc: Services, device: dict[str, str]) -> str:
@@ -208,14 +188,25 @@ async def _snapshot(svc: Services, device: dict[str, str]) -> str:
 
 
 async def _relay(
-    svc: Services, device: dict[str, str], ws: CleanClosingWebSocket, inbox: Inbox
+    svc: Services,
+    ws: CleanClosingWebSocket,
+    inbox: Inbox,
+    first: tuple[dict[str, str], str],
 ) -> None:
-    ws.read_in_background(lambda: inbox.put_nowait(CLIENT_GONE))
+    device, snapshot = first
+    await ws.send_str(snapshot)
+    listen_to_client(ws, inbox)
     while not ws.closed:
         message = await inbox.get()
-        if message == CLIENT_GONE or ws.client_gone:
+        if client_left(ws, message):
             return
         if message == RESYNC:
             await ws.send_str(await _snapshot(svc, device))
         else:
             await ws.send_str(device_message(message))
+
+
+#: the in-app channel: a snapshot of pending challenges, then new ones and endings live
+device_websocket = routes.get("/v1/device/ws")(
+    websocket_route("device", authorize=_device_channel, read=_first_snapshot, relay=_relay)
+)

@@ -22,7 +22,7 @@ from approvals.totp import (
 )
 from gateway.auth import require_key
 from gateway.bodies import NoBody, TotpCode, TotpConfirm, read_body
-from gateway.challenges import respond_to_end
+from gateway.endings import respond_to_end
 from gateway.problems import ProblemError
 from gateway.services import Services, services, tag_request
 from gateway.users import path_user_id
