@@ -5,10 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from gateway.auth import require_key
-from gateway.bodies import EnrollmentPeriod, NoBody, read_body
+from gateway.bodies import EnrollmentPeriod, NoBody, path_user_id, read_body
 from gateway.problems import ProblemError
 from gateway.services import services, tag_request
-from gateway.users import path_user_id, user_view
+from gateway.views import user_view
 
 routes = web.RouteTableDef()
 

@@ -1,8 +1,10 @@
-"""Request bodies: strict pydantic models that reject unknown fields and wrong types."""
+"""Request input: strict pydantic body models that reject unknown fields and wrong types,
+and the ids of a path, validated like body ids."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Annotated, Any, Literal, Self, TypeVar
 
 from aiohttp import web
@@ -29,6 +31,7 @@ MAX_BODY_BYTES = 64 * 1024
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@+:=-]{0,127}$"
 Identifier = Annotated[str, StringConstraints(pattern=ID_PATTERN, max_length=128)]
 Token = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+_ID = re.compile(ID_PATTERN)
 
 
 class Strict(BaseModel):
@@ -191,3 +194,15 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
         return _JSON_OBJECT.validate_json(raw)
     except ValidationError as exc:
         raise validation_problem(exc) from None
+
+
+def path_user_id(request: web.Request) -> str:
+    """The ``{user_id}`` of the path, validated like body ids."""
+    user_id = request.match_info["user_id"]
+    if not _ID.fullmatch(user_id):
+        raise ProblemError(
+            "invalid_request",
+            "user_id must be 1-128 letters, digits or ._@+:=- characters",
+            errors=[{"field": "user_id", "message": "invalid identifier"}],
+        )
+    return user_id

@@ -29,10 +29,9 @@ from approvals.enrollment import (
 from approvals.ids import digest, new_device_id, new_secret
 from approvals.totp import qr_svg
 from gateway.auth import require_key
-from gateway.bodies import Enroll, EnrollOptions, NoBody, read_body
+from gateway.bodies import Enroll, EnrollOptions, NoBody, path_user_id, read_body
 from gateway.problems import ProblemError
 from gateway.services import Services, services, tag_request
-from gateway.users import path_user_id
 
 routes = web.RouteTableDef()
 

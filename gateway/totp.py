@@ -21,11 +21,10 @@ from approvals.totp import (
     qr_svg,
 )
 from gateway.auth import require_key
-from gateway.bodies import NoBody, TotpCode, TotpConfirm, read_body
+from gateway.bodies import NoBody, TotpCode, TotpConfirm, path_user_id, read_body
 from gateway.endings import respond_to_end
 from gateway.problems import ProblemError
 from gateway.services import Services, services, tag_request
-from gateway.users import path_user_id
 from policies.decide import attempt_limit, lock_retry_after
 
 routes = web.RouteTableDef()

@@ -2,74 +2,18 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from aiohttp import web
 
 from approvals.challenge import rfc3339
 from gateway.auth import require_key
-from gateway.bodies import ID_PATTERN, PutUser, read_body
+from gateway.bodies import PutUser, path_user_id, read_body
 from gateway.problems import ProblemError
 from gateway.services import services
-from policies.decide import is_locked, mfa_status
-from policies.policy import Policy
+from gateway.views import user_view
 
 routes = web.RouteTableDef()
-_ID = re.compile(ID_PATTERN)
-
-
-def path_user_id(request: web.Request) -> str:
-    """The ``{user_id}`` of the path, validated like body ids."""
-    user_id = request.match_info["user_id"]
-    if not _ID.fullmatch(user_id):
-        raise ProblemError(
-            "invalid_request",
-            "user_id must be 1-128 letters, digits or ._@+:=- characters",
-            errors=[{"field": "user_id", "message": "invalid identifier"}],
-        )
-    return user_id
-
-
-def user_view(record: dict[str, str], devices: int, policy: Policy, now: float) -> dict[str, Any]:
-    """The portal's view of a user, with the MFA enrollment state."""
-    started = record.get("mfa_started_at")
-    deadline_s: float | None = None
-    if started and record.get("mfa_required", "1") == "1":
-        deadline_s = int(started) / 1000 + policy.enrollment_period_days * 86400
-        if record.get("enrollment_deadline"):
-            deadline_s = int(record["enrollment_deadline"]) / 1000
-    totp = record.get("totp_status", "none")
-    locked_until: float | None = None
-    if record.get("locked") == "1":
-        locked_until = int(record.get("locked_until") or 0) / 1000
-    status = mfa_status(
-        mfa_required=record.get("mfa_required", "1") == "1",
-        has_push=devices > 0,
-        totp_status=totp if totp in ("none", "pending", "active") else "none",  # type: ignore[arg-type]
-        deadline=deadline_s,
-        locked=is_locked(locked_until, now),
-        now=now,
-    )
-    return {
-        "user_id": record.get("user_id"),
-        "display_name": record.get("display_name") or None,
-        "email": record.get("email") or None,
-        "role": record.get("role", "user"),
-        "mfa_required": record.get("mfa_required", "1") == "1",
-        "created_at": rfc3339(record.get("created_at")),
-        "mfa": {
-            "push": devices,
-            "totp": totp,
-            "state": status.state,
-            "enrollment_deadline": (
-                rfc3339(int(status.enrollment_deadline * 1000))
-                if status.enrollment_deadline is not None
-                else None
-            ),
-            "days_remaining": status.days_remaining,
-        },
-    }
 
 
 @routes.put("/v1/users/{user_id}")
