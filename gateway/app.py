@@ -10,7 +10,7 @@ from aiohttp import WSCloseCode, web
 
 from approvals.secretbox import SecretBox
 from approvals.store import keys
-from approvals.store.backend import Backend, connect
+from approvals.store.backend import Backend, open_backend
 from approvals.store.challenges import ChallengeStore
 from approvals.store.clock import ServerClock, first_sync, keep_in_time
 from approvals.store.devices import DeviceStore
@@ -39,24 +39,12 @@ from gateway.metrics import GatewayMetrics
 from gateway.middleware import problem_middleware
 from gateway.services import SERVICES, Services
 from gateway.waiters import Hub
-from pushgate.settings import Settings, SettingsError
+from pushgate.settings import Settings
 
 
-def build_services(settings: Settings, clock: ServerClock | None = None) -> Services:
-    """Wire the stores, caches and hub for one app (nothing connects yet)."""
-    if settings.redis_url is None:
-        raise SettingsError("PUSHGATE_REDIS_URL is not set")
+def build_services(settings: Settings, backend: Backend) -> Services:
+    """Wire the stores, caches and hub for one app over ``backend`` (nothing connects yet)."""
     settings.secret_key_bytes  # noqa: B018 - fail early without a secret key
-    clock = clock or ServerClock()
-    backend: Backend = connect(
-        settings.redis_url,
-        cluster=settings.redis_cluster,
-        shards=settings.shards,
-        events_maxlen=settings.events_maxlen,
-        wait_replicas=settings.replica_acks,
-        wait_timeout_ms=settings.redis_wait_timeout_ms,
-        clock=clock,
-    )
     tenants = TenantStore(backend)
     auth_cache = AuthCache(tenants)
     policy_cache = PolicyCache(tenants)
@@ -76,7 +64,7 @@ def build_services(settings: Settings, clock: ServerClock | None = None) -> Serv
     return Services(
         settings=settings,
         backend=backend,
-        clock=clock,
+        clock=backend.clock,
         hub=hub,
         metrics=GatewayMetrics(),
         auth_cache=auth_cache,
@@ -120,10 +108,17 @@ async def close_websockets(app: web.Application) -> None:
     await asyncio.gather(*closing, return_exceptions=True)
 
 
-def create_app(settings: Settings, *, clock: ServerClock | None = None) -> web.Application:
-    """The gateway application. Resources open on startup and close on cleanup."""
+def create_app(
+    settings: Settings, *, clock: ServerClock | None = None, backend: Backend | None = None
+) -> web.Application:
+    """The gateway application. Resources open on startup and close on cleanup.
+
+    ``backend`` is the Redis backend the composition root opened (the app closes it on
+    cleanup; its clock is the app's); without one the app opens its own from ``settings``,
+    deciding with ``clock``.
+    """
     app = web.Application(middlewares=[problem_middleware], client_max_size=MAX_BODY_BYTES)
-    app[SERVICES] = build_services(settings, clock)
+    app[SERVICES] = build_services(settings, backend or open_backend(settings, clock))
     for module in (
         challenges,
         device,

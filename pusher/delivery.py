@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from approvals.store.clock import ServerClock
 from approvals.store.deliveries import DeliveryStore, Job, Outcome, Phase, Plan, Route
 from approvals.store.devices import DeviceStore
 from pusher.backoff import backoff_delay, until_redis_answers
@@ -65,7 +66,7 @@ class Delivery:
         devices: DeviceStore,
         providers: Mapping[str, PushProvider],
         metrics: WorkerMetrics,
-        clock: Callable[[], float],
+        clock: ServerClock,
         owner: str,
         send_timeout: float,
         stopping: asyncio.Event,

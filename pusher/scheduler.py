@@ -8,8 +8,8 @@ walk it: each step is one script that records what it emitted, so a race emits n
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
+from approvals.store.clock import ServerClock
 from approvals.store.users import UserStore
 from pusher.metrics import WorkerMetrics
 
@@ -24,7 +24,7 @@ class EnrollmentScheduler:
         users: UserStore,
         *,
         shards: int,
-        clock: Callable[[], float],
+        clock: ServerClock,
         metrics: WorkerMetrics,
         interval: float,
     ) -> None:

@@ -20,6 +20,7 @@ import aiohttp
 from redis.exceptions import RedisError
 
 from approvals.secretbox import SecretBox, SecretBoxError
+from approvals.store.clock import ServerClock
 from approvals.store.events import EventStore
 from approvals.store.webhooks import Delivery, DeliveryError, WebhookStore, secret_context
 from approvals.webhook_targets import Network, TargetRefused, check_address
@@ -88,7 +89,7 @@ class WebhookSender:
         events: EventStore,
         box: SecretBox,
         *,
-        clock: Callable[[], float],
+        clock: ServerClock,
         metrics: WorkerMetrics,
         interval: float,
         timeout: float = 10.0,

@@ -13,7 +13,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from approvals.secretbox import SecretBox
 from approvals.store import keys
-from approvals.store.backend import Backend, connect
+from approvals.store.backend import Backend, open_backend
 from approvals.store.challenges import ChallengeStore
 from approvals.store.clock import ServerClock, first_sync, keep_in_time
 from approvals.store.deliveries import JOBS_GROUP, DeliveryStore, Job
@@ -50,7 +50,12 @@ def _being_cancelled() -> bool:
 
 
 class Worker:
-    """One worker process (or task). Several workers share the work through consumer groups."""
+    """One worker process (or task). Several workers share the work through consumer groups.
+
+    ``backend`` is the Redis backend the composition root opened (the worker closes it on
+    ``stop``; its clock is the worker's); without one the worker opens its own from
+    ``settings``, deciding with ``clock``.
+    """
 
     def __init__(
         self,
@@ -58,29 +63,20 @@ class Worker:
         *,
         providers: Mapping[str, PushProvider] | None = None,
         clock: ServerClock | None = None,
+        backend: Backend | None = None,
         name: str | None = None,
         metrics: WorkerMetrics | None = None,
         reclaim_idle_ms: int = RECLAIM_IDLE_MS,
         sweep_interval: float = 0.5,
     ) -> None:
-        if settings.redis_url is None:
-            raise ValueError("PUSHGATE_REDIS_URL is not set")
         self.settings = settings
-        self.clock = clock or ServerClock()
+        self.backend = backend or open_backend(settings, clock)
+        self.clock = self.backend.clock
         self.name = name or f"{socket.gethostname()}-{os.getpid()}-{id(self):x}"
         self.metrics = metrics or WorkerMetrics()
         self.providers = dict(providers or {})
         self.reclaim_idle_ms = reclaim_idle_ms
         self.sweep_interval = sweep_interval
-        self.backend: Backend = connect(
-            settings.redis_url,
-            cluster=settings.redis_cluster,
-            shards=settings.shards,
-            events_maxlen=settings.events_maxlen,
-            wait_replicas=settings.replica_acks,
-            wait_timeout_ms=settings.redis_wait_timeout_ms,
-            clock=self.clock,
-        )
         self.challenges = ChallengeStore(self.backend)
         self.devices = DeviceStore(self.backend)
         self.tenants = TenantStore(self.backend)

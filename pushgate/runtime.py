@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from aiohttp import web
 
+from approvals.store.backend import open_backend
+from approvals.store.clock import ServerClock
 from gateway.app import create_app
 from gateway.services import SERVICES
 from pusher.providers.factory import build_providers
@@ -20,8 +22,6 @@ log = get_logger("pushgate.runtime")
 
 MAX_NOTICE_SECONDS = 5.0
 
-AppHook = Callable[[web.Application], Awaitable[None]]
-
 
 def stop_on_signals(stop: asyncio.Event) -> None:
     """SIGTERM and SIGINT set ``stop`` (graceful drain instead of dying mid-request)."""
@@ -30,10 +30,12 @@ def stop_on_signals(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
-def _worker(settings: Settings) -> Worker:
+def _worker(settings: Settings, clock: ServerClock | None = None) -> Worker:
+    """A worker with its providers and its own Redis backend, deciding with ``clock``."""
     return Worker(
         settings,
         providers=build_providers(settings),
+        backend=open_backend(settings, clock),
         reclaim_idle_ms=settings.worker_reclaim_idle_ms,
     )
 
@@ -60,8 +62,10 @@ def drain_notice_seconds(drain_seconds: float) -> float:
 
 
 def attach_worker(app: web.Application, settings: Settings) -> Worker:
-    """Run a worker inside the gateway process (``serve --with-worker`` and ``demo``)."""
-    worker = _worker(settings)
+    """Run a worker inside the gateway process (``serve --with-worker`` and ``demo``), on the
+    gateway's clock (one clock per process) and a connection pool of its own (its blocking
+    stream reads never wait in line with requests)."""
+    worker = _worker(settings, app[SERVICES].clock)
     app[SERVICES].extra_registries.append(worker.metrics.registry)
 
     async def lifecycle(_app: web.Application):  # type: ignore[no-untyped-def]
@@ -89,7 +93,7 @@ async def serve(
     their snapshot early if they would outlast the grace period) finish.
     """
     stop = stop or asyncio.Event()
-    app = app or create_app(settings)
+    app = app or create_app(settings, backend=open_backend(settings))
     if with_worker:
         attach_worker(app, settings)
     notice = drain_notice_seconds(settings.drain_seconds)

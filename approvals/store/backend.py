@@ -22,6 +22,7 @@ from approvals.store.batching import ScriptBatcher
 from approvals.store.clock import ServerClock
 from approvals.store.durability import Durability
 from approvals.store.scripts import Scripts
+from pushgate.settings import Settings, SettingsError
 
 TIMEOUTS = {"socket_connect_timeout": 2.0, "socket_timeout": 5.0}
 
@@ -224,6 +225,23 @@ def connect(
         clock=clock or ServerClock(),
         cluster=cluster,
         outbox_maxlen=events_maxlen,
+    )
+
+
+def open_backend(settings: Settings, clock: ServerClock | None = None) -> Backend:
+    """The Backend the settings describe (``PUSHGATE_REDIS_*``, shards, event stream caps),
+    deciding with ``clock`` (a new ServerClock if none); SettingsError without a Redis URL.
+    The one place the gateway, the worker and the CLI open Redis."""
+    if settings.redis_url is None:
+        raise SettingsError("PUSHGATE_REDIS_URL is not set (redis://, rediss:// or unix://)")
+    return connect(
+        settings.redis_url,
+        cluster=settings.redis_cluster,
+        shards=settings.shards,
+        events_maxlen=settings.events_maxlen,
+        wait_replicas=settings.replica_acks,
+        wait_timeout_ms=settings.redis_wait_timeout_ms,
+        clock=clock,
     )
 
 

@@ -10,19 +10,19 @@ import time
 from typing import Any
 
 from approvals.secretbox import new_key_setting
-from approvals.store.backend import connect
+from approvals.store.backend import open_backend
 from approvals.store.tenants import TenantStore
 from gateway.app import create_app
 from pushgate.embedded import EmbeddedRedis
 from pushgate.runtime import serve, stop_on_signals
-from pushgate.settings import load_settings
+from pushgate.settings import Settings, load_settings
 
 #: Ctrl-C should end a demo quickly; nothing in it needs a long drain
 DEMO_DRAIN_SECONDS = 2.0
 
 
-async def _demo_tenant(redis_url: str, shards: int) -> dict[str, str]:
-    backend = connect(redis_url, shards=shards)
+async def _demo_tenant(settings: Settings) -> dict[str, str]:
+    backend = open_backend(settings)
     try:
         tenants = TenantStore(backend)
         now_ms = int(time.time() * 1000)
@@ -59,10 +59,9 @@ async def run_demo(*, host: str | None = None, port: int | None = None) -> None:
         overrides["redis_url"] = embedded.url
     overrides.setdefault("secret_key", base.secret_key or new_key_setting())
     settings = load_settings(**overrides)
-    assert settings.redis_url is not None
     try:
-        tenant = await _demo_tenant(settings.redis_url, settings.shards)
-        app = create_app(settings)
+        tenant = await _demo_tenant(settings)
+        app = create_app(settings, backend=open_backend(settings))
         from pushgate.demo.site import install_demo
 
         install_demo(app, settings=settings, tenant=tenant)
