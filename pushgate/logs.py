@@ -28,6 +28,10 @@ _LIVE_KEY = re.compile(r"pg_live_[A-Za-z0-9_-]+")
 
 
 _BEARER_REPLACEMENT = r"\1 " + REDACTED
+#: in a library's free text, a run of token characters as long as a device token (APNs: 64
+#: hex digits, FCM: ~150 characters around a colon) or a JWT segment; ids, UUIDs, host names
+#: and paths are shorter or broken up by dots and slashes
+_OPAQUE_RUN = re.compile(r"[A-Za-z0-9_:+=-]{40,}")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -73,6 +77,19 @@ def redact_secrets(
     return event_dict
 
 
+def redact_library_text(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor for standard-library lines (aioapns, firebase-admin, ...): their
+    message and traceback are free text with no field names to go by, so every run of token
+    characters long enough to be a device token or a credential is blanked as well."""
+    for key in ("event", "exception"):
+        value = event_dict.get(key)
+        if isinstance(value, str) and len(value) >= 40:
+            event_dict[key] = _OPAQUE_RUN.sub(REDACTED, value)
+    return event_dict
+
+
 def configure_logging(level: str = "info", fmt: str = "json", stream: TextIO | None = None) -> None:
     """Set up structlog once per process; ``stream`` defaults to stdout.
 
@@ -88,11 +105,12 @@ def configure_logging(level: str = "info", fmt: str = "json", stream: TextIO | N
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,  # before redaction: tracebacks are text too
         redact_secrets,
     ]
     threshold = logging.getLevelNamesMapping()[level.upper()]
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(threshold),
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
@@ -100,12 +118,8 @@ def configure_logging(level: str = "info", fmt: str = "json", stream: TextIO | N
     handler = logging.StreamHandler(out)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
-            processors=[
-                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                structlog.processors.format_exc_info,
-                renderer,
-            ],
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared, redact_library_text],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         )
     )
     root = logging.getLogger()

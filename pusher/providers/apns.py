@@ -17,7 +17,6 @@ wanted. The delivery loop owns every retry.
 from __future__ import annotations
 
 import asyncio
-import logging
 import ssl
 import time
 import uuid
@@ -39,8 +38,9 @@ from h2.settings import ChangedSetting, SettingCodes
 
 from pusher.payloads import apns_payload, retry_after_seconds
 from pusher.providers.base import PushMessage, SendOutcome, SendResult
+from pushgate.logs import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger("pusher.providers.apns")
 
 PRIORITY_IMMEDIATE = 10
 CLOSE_TIMEOUT = 2.0  # seconds to wait for TLS shutdown before aborting connections
@@ -235,7 +235,7 @@ class ApnsProvider:
             return SendResult(SendOutcome.RETRY, self.name, reason="timeout")
         except Exception as exc:
             # Connection refused / lost, TLS or HTTP/2 errors: all transient for a push.
-            log.warning("apns send failed: %r", exc)
+            log.warning("apns_send_failed", error=repr(exc))
             return SendResult(SendOutcome.RETRY, self.name, reason=type(exc).__name__)
         finally:
             retry_after = self._retry_after.pop(notification_id, None)
@@ -254,7 +254,7 @@ class ApnsProvider:
             outcome = SendOutcome.RETRY
         else:
             outcome = SendOutcome.FAILED
-            log.warning("apns rejected the notification: status=%s reason=%s", status, reason)
+            log.warning("apns_rejected", status=status, reason=reason)
         return SendResult(
             outcome,
             self.name,

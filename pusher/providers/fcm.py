@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import logging
 import ssl
 import time
 import uuid
@@ -41,8 +40,9 @@ from firebase_admin import credentials, exceptions, messaging
 
 from pusher.payloads import FcmFields, fcm_fields, retry_after_seconds
 from pusher.providers.base import PushMessage, SendOutcome, SendResult
+from pushgate.logs import get_logger
 
-log = logging.getLogger(__name__)
+log = get_logger("pusher.providers.fcm")
 
 REFRESH_AHEAD = datetime.timedelta(minutes=5)  # > google-auth's own 3m45s threshold
 TOKEN_FIELDS = frozenset({"message.token", "message.fid"})
@@ -161,7 +161,7 @@ class FcmProvider:
         try:
             await self._fresh_token()
         except google.auth.exceptions.GoogleAuthError as exc:
-            log.warning("fcm token fetch at start failed, will retry on send: %r", exc)
+            log.warning("fcm_token_fetch_failed", error=repr(exc), retry="on send")
 
     async def _replace_client(self) -> None:
         """Give the messaging service a fresh httpx client (see the module docstring) and close
@@ -252,7 +252,7 @@ class FcmProvider:
         except exceptions.FirebaseError as exc:
             return self._failure(exc)
         except Exception as exc:
-            log.warning("fcm send failed: %r", exc)
+            log.warning("fcm_send_failed", error=repr(exc))
             return SendResult(SendOutcome.RETRY, self.name, reason=type(exc).__name__)
         response = batch.responses[0]
         if response.success:
@@ -271,7 +271,7 @@ class FcmProvider:
             exc, "retryable", False
         )
         outcome = SendOutcome.RETRY if transient else SendOutcome.FAILED
-        log.warning("fcm token refresh failed: %r", exc)
+        log.warning("fcm_token_refresh_failed", error=repr(exc))
         return SendResult(outcome, self.name, reason=f"token refresh: {type(exc).__name__}")
 
     def _failure(self, exc: exceptions.FirebaseError) -> SendResult:
@@ -283,5 +283,5 @@ class FcmProvider:
         outcome = _outcome(exc)
         reason = _fcm_error_code(exc)
         if outcome is SendOutcome.FAILED:
-            log.warning("fcm rejected the message: status=%s reason=%s: %s", status, reason, exc)
+            log.warning("fcm_rejected", status=status, reason=reason, error=str(exc))
         return SendResult(outcome, self.name, status=status, reason=reason, retry_after=retry_after)
