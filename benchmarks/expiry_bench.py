@@ -43,7 +43,7 @@ async def _watch(
             frame = json.loads(msg.data)
             if frame.get("type") == "result":
                 return str(frame["challenge"]["status"]), time.time()
-        return "closed", time.time()
+        return f"closed {ws.close_code} {ws.exception() or ''}".strip(), time.time()
     finally:
         await ws.close()
 

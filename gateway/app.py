@@ -86,7 +86,9 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     await svc.hub.start()
     await first_sync(svc.clock, svc.backend.redis)
     clock = asyncio.create_task(keep_in_time(svc.clock, svc.backend.redis), name="clock")
-    trimming = asyncio.create_task(svc.allocator.run(), name="allocator-trim")
+    trimming = asyncio.create_task(
+        svc.allocator.run(open_sockets=lambda: len(svc.websockets)), name="allocator-trim"
+    )
     yield
     for task in (trimming, clock):
         task.cancel()

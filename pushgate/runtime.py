@@ -11,6 +11,7 @@ from aiohttp import web
 from approvals.store.backend import open_backend
 from approvals.store.clock import ServerClock
 from gateway.app import create_app
+from gateway.memory import tune_collector
 from gateway.services import SERVICES
 from pusher.providers.factory import build_providers
 from pusher.worker import Worker
@@ -110,6 +111,7 @@ async def serve(
     except OSError:
         await runner.cleanup()
         raise
+    tune_collector()  # what start-up built lives as long as the process: no GC walks it again
     url = f"http://{settings.host}:{settings.port}"
     log.info("gateway_listening", url=url, with_worker=with_worker)
     if on_ready is not None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import collections
+import contextlib
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,7 +17,7 @@ from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import MaxConnectionsError, ResponseError
 
 from approvals.ids import shard_for
 from approvals.store import keys
@@ -25,6 +28,8 @@ from approvals.store.scripts import Scripts
 from pushgate.settings import Settings, SettingsError
 
 TIMEOUTS = {"socket_connect_timeout": 2.0, "socket_timeout": 5.0}
+#: how long a command waits for a pooled connection when every one is in use
+POOL_WAIT_SECONDS = 2.0
 
 
 class _ClosedWriteAware:
@@ -70,12 +75,34 @@ class FreshConnectionPool(aioredis.ConnectionPool):
     of any connection of the pool. After Redis restarts, the first command on each pooled
     connection therefore reconnects instead of failing on a dead socket; after a silent
     network loss, one failure (a timeout) retires the whole pool's connections of that era.
+
+    When every connection is in use, a command waits for one to come back (up to
+    ``POOL_WAIT_SECONDS``, then MaxConnectionsError) instead of failing at once: a burst of
+    more concurrent commands than connections, such as a thousand waiters whose challenges
+    expire in the same second, queues instead of failing.
     """
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.failures = 0
         self._era: weakref.WeakKeyDictionary[AbstractConnection, int] = weakref.WeakKeyDictionary()
+        self._waiting: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> AbstractConnection:
+        """A connected connection, waiting for a free one while all are in use."""
+        deadline: float | None = None
+        while True:
+            try:
+                return await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call,no-any-return]
+            except MaxConnectionsError:
+                loop = asyncio.get_running_loop()
+                deadline = deadline or loop.time() + POOL_WAIT_SECONDS
+                if loop.time() >= deadline:
+                    raise
+                freed = loop.create_future()
+                self._waiting.append(freed)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(freed), deadline - loop.time())
 
     async def ensure_connection(self, connection: AbstractConnection) -> None:
         """Connect ``connection``, reconnecting it first when it may be stale."""
@@ -101,6 +128,11 @@ class FreshConnectionPool(aioredis.ConnectionPool):
             self.failures += 1
             del self._era[connection]
         await super().release(connection)
+        while self._waiting:  # wake the longest waiting command, if one still waits
+            freed = self._waiting.popleft()
+            if not freed.done():
+                freed.set_result(None)
+                break
 
 
 @dataclass(frozen=True)

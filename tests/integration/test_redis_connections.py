@@ -8,7 +8,9 @@ import asyncio
 import pytest
 import uvloop
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import MaxConnectionsError
 
+from approvals.store import backend as backend_module
 from approvals.store.backend import Connection, connect
 from pushgate.embedded import EmbeddedRedis
 
@@ -46,3 +48,40 @@ async def test_both_clients_use_that_connection(redis_server: EmbeddedRedis) -> 
         assert cluster.redis.connection_kwargs["connection_class"] is Connection
     finally:
         await cluster.close()
+
+
+async def test_more_concurrent_commands_than_connections_wait_for_one(
+    redis_url: str,
+) -> None:
+    """A burst of more concurrent commands than the pool holds (a thousand waiters whose
+    challenges expire together) waits for connections to come back instead of failing."""
+    backend = connect(redis_url)
+    pool = backend.redis.connection_pool
+    pool.max_connections = 8
+    try:
+        replies = await asyncio.gather(
+            *(backend.redis.incr("burst") for _ in range(200)), return_exceptions=True
+        )
+        assert [r for r in replies if isinstance(r, Exception)] == []
+        assert sorted(replies) == list(range(1, 201))
+        assert len(pool._in_use_connections) + len(pool._available_connections) <= 8
+    finally:
+        await backend.close()
+
+
+async def test_a_command_gives_up_when_no_connection_comes_back_in_time(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wait is bounded: with every connection held, a command fails (503) after it."""
+    monkeypatch.setattr(backend_module, "POOL_WAIT_SECONDS", 0.2)
+    backend = connect(redis_url)
+    pool = backend.redis.connection_pool
+    pool.max_connections = 1
+    try:
+        held = await pool.get_connection()
+        with pytest.raises(MaxConnectionsError):
+            await backend.redis.ping()
+        await pool.release(held)
+        assert await backend.redis.ping()
+    finally:
+        await backend.close()
