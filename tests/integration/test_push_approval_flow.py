@@ -27,7 +27,9 @@ async def test_enrolled_device_sees_challenge_without_number(
 
 async def test_approve_with_number_reaches_portal_websocket(portal: Portal, enroll: Enroll) -> None:
     """Approving with the right number ends the challenge; a websocket that saw the pending
-    snapshot first gets the result live over pub/sub and a normal close."""
+    snapshot first gets the device's read (``seen``) and then the result live over pub/sub,
+    and a normal close. (Without pub/sub the socket would only re-read at the deadline and
+    send the result alone.)"""
     device = await enroll("alice")
     created = (await portal.create_challenge("alice")).body
     async with portal.session.ws_connect(
@@ -36,10 +38,11 @@ async def test_approve_with_number_reaches_portal_websocket(portal: Portal, enro
         snapshot = await ws.receive_json(timeout=10)
         assert snapshot["type"] == "snapshot"
         assert snapshot["challenge"]["status"] == "pending"
+        assert snapshot["challenge"]["push"]["seen_at"] is None
         answer = await device.respond(created["id"], "approve", number=created["number"])
         assert answer["status"] == "approved"
         messages = [json.loads(msg.data) async for msg in ws if msg.type == WSMsgType.TEXT]
-    assert messages[-1]["type"] == "result"
+    assert [m["type"] for m in messages] == ["seen", "result"]
     assert messages[-1]["challenge"]["status"] == "approved"
     assert messages[-1]["challenge"]["method"] == "push"
     assert ws.close_code == WSCloseCode.OK
