@@ -15,7 +15,7 @@ from approvals.challenge import effective_status, portal_view
 from approvals.events import PROGRESS_MESSAGES
 from approvals.ids import new_challenge_id
 from approvals.numbers import new_number
-from approvals.store.challenges import NewChallenge
+from approvals.store.challenges import NewChallenge, ended_record
 from approvals.store.durability import ReplicaAckTimeout
 from gateway.auth import optional_api_key, require_key, watch_token, watch_token_valid
 from gateway.bodies import CreateChallenge, read_body
@@ -221,8 +221,10 @@ async def _wait_for_end(svc: Services, record: dict[str, str], wait: float) -> d
 
 
 async def _next_ending(inbox: Inbox) -> None:
-    while (await inbox.get()) not in ("ended", RESYNC):
-        pass
+    while True:
+        message = await inbox.get()
+        if message == RESYNC or ended_record(message) is not None:
+            return
 
 
 async def _settle_expiry(svc: Services, record: dict[str, str]) -> dict[str, str]:
@@ -308,11 +310,17 @@ async def _stream_challenge(
             async with asyncio.timeout(until_expiry):
                 message = await inbox.get()
         except TimeoutError:
+            if not stale:
+                continue  # due: the expiry step reads the record as it records the expiry
             message = "tick"
         if client_left(ws, message):
             return
         if message in PROGRESS_MESSAGES:
             await ws.send_json({"type": message})
+            continue
+        ended = ended_record(message)
+        if ended is not None:
+            record = ended  # the end notice carries the record: no re-read
             continue
         try:
             refreshed = await svc.challenges.get(record["id"])

@@ -12,6 +12,16 @@ from approvals.store import keys
 from approvals.store.backend import Backend, decode_hash
 from policies.policy import Policy
 
+#: the end notice on a challenge's channel: this prefix, then the ended record as a JSON array
+ENDED_PREFIX = "ended:"
+
+
+def ended_record(message: str) -> dict[str, str] | None:
+    """The record an end notice carries (None for any other message)."""
+    if not message.startswith(ENDED_PREFIX):
+        return None
+    return decode_hash(json.loads(message[len(ENDED_PREFIX) :]))
+
 
 @dataclass(frozen=True, slots=True)
 class NewChallenge:
@@ -196,7 +206,8 @@ class ChallengeStore:
             self._b.jobs_maxlen,
         ]
         if status == "expired":  # follows from the deadline: a failover that loses it re-derives it
-            return _end_outcome(await script(keys=end_keys, args=args))
+            # expiries falling due together (waiters' timers) share one pipeline
+            return _end_outcome(await self._b.batched(script, end_keys, args))
         return _end_outcome(await self._b.durability.run(script, end_keys, args))
 
     async def confirm(self, record: dict[str, str]) -> bool:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestServer
+from redis.exceptions import ConnectionError as RedisConnectionError
 
+from gateway.services import SERVICES
 from pusher.worker import Worker
 from pushgate.devicekit.answers import sign_response_body
 from pushgate.devicekit.errors import DeviceApiError
@@ -100,6 +104,39 @@ async def test_portal_websocket_gets_expired_result_when_ttl_passes(
     messages = await asyncio.wait_for(waiter, 10)
     assert messages[-1]["type"] == "result"
     assert messages[-1]["challenge"]["status"] == "expired"
+
+
+async def test_portal_websocket_is_told_the_result_from_the_end_notice_while_reads_fail(
+    server: TestServer, portal: Portal, enroll: Enroll
+) -> None:
+    """The end notice carries the record as it ended: a waiting socket tells the result
+    without reading the record again (here reading the ended record fails)."""
+    device = await enroll("alice")
+    created = (await portal.create_challenge("alice")).body
+    svc = server.app[SERVICES]
+    async with portal.session.ws_connect(
+        portal.ws_url(created["id"], None), headers=portal.headers
+    ) as ws:
+        snapshot = await ws.receive_json()
+        assert snapshot["type"] == "snapshot"
+
+        read = svc.challenges.get
+
+        async def pending_only(challenge_id: str) -> Any:
+            record = await read(challenge_id)
+            if record is not None and record["status"] != "pending":
+                raise RedisConnectionError("reads of the ended record fail")
+            return record
+
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(svc.challenges, "get", pending_only)
+            await device.respond(created["id"], "approve", number=created["number"])
+            result = await asyncio.wait_for(ws.receive_json(), 10)
+            while result["type"] != "result":  # progress first (the device read it: seen)
+                result = await asyncio.wait_for(ws.receive_json(), 10)
+    assert result["type"] == "result"
+    assert result["challenge"]["status"] == "approved"
+    assert result["challenge"]["id"] == created["id"]
 
 
 async def test_pending_duplicate_is_deduplicated_without_new_push(

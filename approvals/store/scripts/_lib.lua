@@ -29,7 +29,8 @@ local function finish(k, a)
   redis.call('PEXPIRE', k.ch, a.retention_ms)
   redis.call('ZREM', k.pend, cid)
   redis.call('ZREM', k.exp, cid)
-  redis.call(PUB, a.chan, 'ended')
+  -- the notice carries the record as it ended, so a waiter tells it without reading it again
+  redis.call(PUB, a.chan, 'ended:' .. cjson.encode(redis.call('HGETALL', k.ch)))
   redis.call(PUB, a.dchan, cjson.encode({type = 'ended', id = cid, status = a.status}))
   local etype = 'challenge.' .. a.status
   if a.status == 'fraud' then etype = 'challenge.fraud_reported' end
