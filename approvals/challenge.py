@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
+
+from approvals.records import ChallengeRecord
 
 Status = Literal["pending", "approved", "denied", "fraud", "expired", "cancelled"]
 Reason = Literal["number_mismatch", "user_denied", "fraud_reported", "ttl", "portal_cancelled"]
@@ -15,20 +16,17 @@ PENDING: Final = "pending"
 TERMINAL: Final[frozenset[str]] = frozenset({"approved", "denied", "fraud", "expired", "cancelled"})
 STATUSES: Final[frozenset[str]] = TERMINAL | {PENDING}
 
-Record = Mapping[str, str]
-
 
 def can_transition(current: str, target: str) -> bool:
     """Only a pending challenge may move, and only to a terminal state."""
     return current == PENDING and target in TERMINAL
 
 
-def effective_status(record: Record, now_ms: int) -> str:
+def effective_status(record: ChallengeRecord, now_ms: int) -> str:
     """The status a reader sees: a pending challenge past its deadline reads ``expired``."""
-    status = record.get("status", PENDING)
-    if status == PENDING and now_ms >= int(record.get("expires_at", "0")):
+    if record.status == PENDING and now_ms >= record.expires_at_ms:
         return "expired"
-    return status
+    return record.status
 
 
 def outcome_for_answer(decision: str, number_ok: bool) -> tuple[str, str | None]:
@@ -50,38 +48,32 @@ def rfc3339(ms: int | str | None) -> str | None:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _context(record: Record) -> dict[str, Any]:
-    raw = record.get("ctx") or "{}"
-    value = json.loads(raw)
-    return value if isinstance(value, dict) else {}
-
-
-def portal_view(record: Record, now_ms: int) -> dict[str, Any]:
+def portal_view(record: ChallengeRecord, now_ms: int) -> dict[str, Any]:
     """What the portal sees (includes the number to display, never any secret)."""
     status = effective_status(record, now_ms)
-    reason = record.get("reason") or None
+    reason = record.reason or None
     if status == "expired" and reason is None:
         reason = "ttl"
     return {
-        "id": record["id"],
+        "id": record.id,
         "status": status,
-        "user_id": record.get("user_id"),
-        "resource": record.get("resource"),
-        "app_name": record.get("app_name"),
-        "context": _context(record),
-        "number_matching": record.get("nm") == "1",
-        "number": record.get("number") or None,
-        "created_at": rfc3339(record.get("created_at")),
-        "expires_at": rfc3339(record.get("expires_at")),
+        "user_id": record.user_id,
+        "resource": record.resource,
+        "app_name": record.app_name,
+        "context": record.context,
+        "number_matching": record.number_matching,
+        "number": record.number or None,
+        "created_at": rfc3339(record.created_at_ms),
+        "expires_at": rfc3339(record.expires_at_ms),
         "push": {
-            "sent_at": rfc3339(record.get("sent_at")),
-            "delivered_at": rfc3339(record.get("delivered_at")),
-            "seen_at": rfc3339(record.get("seen_at")),
-            "error": record.get("push_error") or None,
+            "sent_at": rfc3339(record.sent_at_ms),
+            "delivered_at": rfc3339(record.delivered_at_ms),
+            "seen_at": rfc3339(record.seen_at_ms),
+            "error": record.push_error or None,
         },
-        "decided_at": rfc3339(record.get("decided_at")),
-        "method": record.get("method") or None,
-        "device_id": record.get("device_id") or None,
+        "decided_at": rfc3339(record.decided_at_ms),
+        "method": record.method or None,
+        "device_id": record.device_id or None,
         "reason": reason,
     }
 
@@ -96,17 +88,19 @@ def device_message(channel_message: str) -> str:
     record = message.get("record") if isinstance(message, dict) else None
     if message.get("type") != "challenge" or not isinstance(record, dict):
         return channel_message
-    return json.dumps({"type": "challenge", "challenge": device_view(record)})
+    fields = {k: v for k, v in record.items() if isinstance(v, str)}  # JSON null/false: absent
+    challenge = device_view(ChallengeRecord.from_hash(fields))
+    return json.dumps({"type": "challenge", "challenge": challenge})
 
 
-def device_view(record: Record) -> dict[str, Any]:
+def device_view(record: ChallengeRecord) -> dict[str, Any]:
     """What a device sees: enough to show and sign the prompt, never the number."""
     return {
-        "id": record["id"],
-        "app_name": record.get("app_name"),
-        "context": _context(record),
-        "created_at": rfc3339(record.get("created_at")),
-        "expires_at": rfc3339(record.get("expires_at")),
-        "number_matching": record.get("nm") == "1",
-        "nonce": record.get("nonce"),
+        "id": record.id,
+        "app_name": record.app_name,
+        "context": record.context,
+        "created_at": rfc3339(record.created_at_ms),
+        "expires_at": rfc3339(record.expires_at_ms),
+        "number_matching": record.number_matching,
+        "nonce": record.nonce,
     }

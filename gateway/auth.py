@@ -10,6 +10,7 @@ from typing import Literal
 from aiohttp import web
 
 from approvals.ids import digest
+from approvals.records import DeviceRecord
 from approvals.store.tenants import ApiKeyIdentity
 from gateway.problems import ProblemError
 from gateway.services import services
@@ -52,7 +53,7 @@ async def require_key(request: web.Request, role: Role = "portal") -> ApiKeyIden
     return identity
 
 
-async def require_device(request: web.Request) -> dict[str, str]:
+async def require_device(request: web.Request) -> DeviceRecord:
     """The calling device's record; 401 unless ``Device <id>.<secret>`` matches."""
     header = request.headers.get("Authorization", "")
     scheme, _, value = header.partition(" ")
@@ -64,7 +65,7 @@ async def require_device(request: web.Request) -> dict[str, str]:
             headers={"WWW-Authenticate": 'Device realm="pushgate"'},
         )
     record = await services(request).devices.get(device_id)
-    stored = record.get("secret_digest", "") if record else ""
+    stored = record.secret_digest if record else ""
     if record is None or not hmac.compare_digest(stored.encode(), digest(secret).encode()):
         raise ProblemError("unauthorized", "unknown device or wrong device secret")
     return record

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import secrets
 from typing import Any
 
@@ -15,11 +14,14 @@ from approvals.challenge import effective_status, portal_view
 from approvals.events import PROGRESS_MESSAGES
 from approvals.ids import new_challenge_id
 from approvals.numbers import new_number
+from approvals.records import ChallengeRecord
 from approvals.store.challenges import NewChallenge, ended_record
 from approvals.store.durability import ReplicaAckTimeout
+from approvals.store.outcomes import CreateResult, EndResult
 from gateway.auth import optional_api_key, require_key, watch_token, watch_token_valid
 from gateway.bodies import CreateChallenge, read_body
 from gateway.endings import respond_to_end
+from gateway.outcomes import create_refused
 from gateway.problems import ProblemError
 from gateway.services import Services, services, tag_request
 from gateway.sockets import CleanClosingWebSocket, client_left, listen_to_client, websocket_route
@@ -32,24 +34,17 @@ CONFIRM_PATIENCE_SECONDS = 10.0  # then a waiter whose result cannot be confirme
 routes = web.RouteTableDef()
 
 
-def _throttle_problem(detail: str, retry_after_ms: int | None, code: str) -> ProblemError:
-    headers = {}
-    if retry_after_ms:
-        headers["Retry-After"] = str(max(1, -(-retry_after_ms // 1000)))
-    return ProblemError(code, detail, headers=headers)
-
-
 def _created_body(
-    svc: Services, record: dict[str, str], *, deduplicated: bool, now_ms: int
+    svc: Services, record: ChallengeRecord, *, deduplicated: bool, now_ms: int
 ) -> dict[str, Any]:
-    token = watch_token(svc.settings.secret_key_bytes, record["id"])
+    token = watch_token(svc.settings.secret_key_bytes, record.id)
     ws_base = svc.settings.public_url.replace("https://", "wss://").replace("http://", "ws://")
     return {
         **portal_view(record, now_ms),
         "watch_token": token,
-        "watch_url": f"{ws_base}/v1/challenges/{record['id']}/ws?watch_token={token}",
+        "watch_url": f"{ws_base}/v1/challenges/{record.id}/ws?watch_token={token}",
         "deduplicated": deduplicated,
-        "devices": int(record.get("devices", "0")),
+        "devices": record.devices,
     }
 
 
@@ -76,61 +71,15 @@ async def create_challenge(request: web.Request) -> web.Response:
     )
     outcome = await svc.challenges.create(new, policy)
     svc.metrics.challenges.labels(outcome.result).inc()
-    now_ms = svc.now_ms()
-    if outcome.result == "created":
-        tag_request(request, challenge_id=new.challenge_id)
-        created_ms = outcome.created_at_ms
-        record = _record_of(new, created_ms, policy.push_ttl_seconds, outcome.devices)
-        body_out = _created_body(svc, record, deduplicated=False, now_ms=now_ms)
-        return web.json_response(body_out, status=201)
-    if outcome.result == "deduplicated" and outcome.existing_id:
-        existing = await svc.challenges.get(outcome.existing_id)
-        if existing is not None:
-            tag_request(request, challenge_id=existing["id"])
-            body_out = _created_body(svc, existing, deduplicated=True, now_ms=now_ms)
-            return web.json_response(body_out, status=200)
-    if outcome.result == "no_push_device":
-        raise ProblemError(
-            "no_push_device", "the user has no active push device; offer a verification code"
-        )
-    if outcome.result == "user_locked":
-        detail = (
-            "the enrollment period ended; an admin must extend it"
-            if outcome.why == "enrollment_expired"
-            else "the user is locked"
-        )
-        raise _throttle_problem(detail, outcome.retry_after_ms, "user_locked")
-    if outcome.result == "push_blocked":
-        raise _throttle_problem(
-            "pushes are blocked after a fraud report", outcome.retry_after_ms, "push_blocked"
-        )
-    why = {
-        "dedupe": "a challenge for this resource just ended; wait before sending another",
-        "window": "too many pushes in the policy window",
-        "unanswered": "too many unanswered pushes since the last approval",
-    }.get(outcome.why or "", "too many pushes")
-    raise _throttle_problem(why, outcome.retry_after_ms, "push_throttled")
+    if outcome.record is None:
+        raise create_refused(outcome)
+    deduplicated = outcome.result is CreateResult.DEDUPLICATED
+    tag_request(request, challenge_id=outcome.record.id)
+    body_out = _created_body(svc, outcome.record, deduplicated=deduplicated, now_ms=svc.now_ms())
+    return web.json_response(body_out, status=200 if deduplicated else 201)
 
 
-def _record_of(new: NewChallenge, now_ms: int, ttl_s: int, devices: int) -> dict[str, str]:
-    """The record the create script wrote, rebuilt locally to skip a read."""
-    return {
-        "id": new.challenge_id,
-        "tenant": new.tenant,
-        "user_id": new.user_id,
-        "resource": new.resource,
-        "app_name": new.app_name,
-        "ctx": json.dumps(new.context),
-        "nm": "1" if new.number_matching else "0",
-        "number": new.number,
-        "status": "pending",
-        "created_at": str(now_ms),
-        "expires_at": str(now_ms + ttl_s * 1000),
-        "devices": str(devices),
-    }
-
-
-async def authorized_challenge(request: web.Request) -> dict[str, str]:
+async def authorized_challenge(request: web.Request) -> ChallengeRecord:
     """The challenge of the path, for its tenant's key or its own watch token; else 404."""
     svc = services(request)
     challenge_id = request.match_info["challenge_id"]
@@ -142,11 +91,11 @@ async def authorized_challenge(request: web.Request) -> dict[str, str]:
     if record is None:
         raise ProblemError("not_found", "no such challenge")
     if identity is not None:
-        if record.get("tenant") != identity.tenant:
+        if record.tenant != identity.tenant:
             raise ProblemError("not_found", "no such challenge")
     elif not watch_token_valid(svc.settings.secret_key_bytes, challenge_id, token or ""):
         raise ProblemError("not_found", "no such challenge")
-    tag_request(request, tenant=record.get("tenant"))
+    tag_request(request, tenant=record.tenant)
     tag_request(request, challenge_id=challenge_id)
     return record
 
@@ -180,36 +129,36 @@ async def get_challenge(request: web.Request) -> web.Response:
 _SELF_EVIDENT = ("pending", "expired")
 
 
-async def confirmed(svc: Services, record: dict[str, str]) -> dict[str, str]:
+async def confirmed(svc: Services, record: ChallengeRecord) -> ChallengeRecord:
     """The record as a portal may be told it: an ended state only once it reached the
     replicas, so that no failover can take it back (SPEC: terminal states never change).
     When it changed meanwhile (a failover already took it back), the fresh record is
     confirmed instead. Raises a RedisError (503) when that cannot be established."""
     for _ in range(3):
-        if record.get("status") in _SELF_EVIDENT or await svc.challenges.confirm(record):
+        if record.status in _SELF_EVIDENT or await svc.challenges.confirm(record):
             return record
-        fresh = await svc.challenges.get(record["id"])
+        fresh = await svc.challenges.get(record.id)
         if fresh is None:
             break
         record = fresh
     raise ReplicaAckTimeout("the challenge's state could not be confirmed")
 
 
-async def _wait_for_end(svc: Services, record: dict[str, str], wait: float) -> dict[str, str]:
-    channel = svc.challenges.channel(record["id"])
+async def _wait_for_end(svc: Services, record: ChallengeRecord, wait: float) -> ChallengeRecord:
+    channel = svc.challenges.channel(record.id)
     assert channel is not None
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     async with svc.hub.subscription(channel) as inbox:
         while True:
-            fresh = await svc.challenges.get(record["id"])
+            fresh = await svc.challenges.get(record.id)
             if fresh is None:
                 return record
             record = fresh
             now_ms = svc.now_ms()
             if effective_status(record, now_ms) != "pending":
                 break
-            until_expiry = (int(record["expires_at"]) - now_ms) / 1000
+            until_expiry = (record.expires_at_ms - now_ms) / 1000
             remaining = min(deadline - loop.time(), until_expiry + 0.05)
             if svc.drain_deadline is not None:  # answer before the drain cuts the request
                 remaining = min(remaining, svc.drain_deadline - DRAIN_MARGIN_SECONDS - loop.time())
@@ -227,13 +176,13 @@ async def _next_ending(inbox: Inbox) -> None:
             return
 
 
-async def _settle_expiry(svc: Services, record: dict[str, str]) -> dict[str, str]:
+async def _settle_expiry(svc: Services, record: ChallengeRecord) -> ChallengeRecord:
     """If the deadline passed with nobody recording it, record the expiry now."""
     now_ms = svc.now_ms()
-    if record.get("status") == "pending" and effective_status(record, now_ms) == "expired":
-        policy = await svc.policy_cache.get(record["tenant"])
+    if record.status == "pending" and effective_status(record, now_ms) == "expired":
+        policy = await svc.policy_cache.get(record.tenant)
         outcome = await svc.challenges.expire(record, retention_s=policy.result_retention_seconds)
-        if outcome.result == "expired":
+        if outcome.result is EndResult.EXPIRED:
             svc.metrics.challenges.labels("expired").inc()
         if outcome.record:
             return outcome.record
@@ -246,9 +195,9 @@ async def cancel_challenge(request: web.Request) -> web.Response:
     identity = await require_key(request)
     svc = services(request)
     record = await svc.challenges.get(request.match_info["challenge_id"])
-    if record is None or record.get("tenant") != identity.tenant:
+    if record is None or record.tenant != identity.tenant:
         raise ProblemError("not_found", "no such challenge")
-    tag_request(request, tenant=identity.tenant, challenge_id=record["id"])
+    tag_request(request, tenant=identity.tenant, challenge_id=record.id)
     policy = await svc.policy_cache.get(identity.tenant)
     outcome = await svc.challenges.end(
         record,
@@ -258,25 +207,25 @@ async def cancel_challenge(request: web.Request) -> web.Response:
         retention_s=policy.result_retention_seconds,
         owned_by=identity.tenant,
     )
-    return respond_to_end(svc, outcome.result, outcome.record, counted="cancelled")
+    return respond_to_end(svc, outcome, counted="cancelled")
 
 
-async def _watched_challenge(request: web.Request, svc: Services) -> tuple[str, dict[str, str]]:
+async def _watched_challenge(request: web.Request, svc: Services) -> tuple[str, ChallengeRecord]:
     record = await authorized_challenge(request)
-    channel = svc.challenges.channel(record["id"])
+    channel = svc.challenges.channel(record.id)
     assert channel is not None
     return channel, record
 
 
-async def _reread(svc: Services, record: dict[str, str]) -> dict[str, str]:
-    return await svc.challenges.get(record["id"]) or record
+async def _reread(svc: Services, record: ChallengeRecord) -> ChallengeRecord:
+    return await svc.challenges.get(record.id) or record
 
 
 async def _stream_challenge(
     svc: Services,
     ws: CleanClosingWebSocket,
     inbox: Inbox,
-    record: dict[str, str],
+    record: ChallengeRecord,
 ) -> None:
     record = await confirmed(svc, record)
     await ws.send_json({"type": "snapshot", "challenge": portal_view(record, svc.now_ms())})
@@ -303,7 +252,7 @@ async def _stream_challenge(
             await ws.send_json({"type": "result", "challenge": portal_view(record, now_ms)})
             await ws.close(code=WSCloseCode.OK)
             return
-        until_expiry = max(0.0, (int(record["expires_at"]) - now_ms) / 1000) + 0.05
+        until_expiry = max(0.0, (record.expires_at_ms - now_ms) / 1000) + 0.05
         if stale:
             until_expiry = min(until_expiry, REREAD_SECONDS)
         try:
@@ -323,7 +272,7 @@ async def _stream_challenge(
             record = ended  # the end notice carries the record: no re-read
             continue
         try:
-            refreshed = await svc.challenges.get(record["id"])
+            refreshed = await svc.challenges.get(record.id)
         except RedisError:
             stale = True  # fail closed: read again until the backend answers, never guess
             continue

@@ -13,9 +13,12 @@ from approvals.binding import decision_challenge
 from approvals.challenge import device_message, device_view, effective_status, outcome_for_answer
 from approvals.events import Progress
 from approvals.numbers import number_matches
+from approvals.records import ChallengeRecord, DeviceRecord
+from approvals.store.outcomes import EndResult
 from gateway.auth import require_device
 from gateway.bodies import DeviceResponse, NoBody, PushToken, read_body
 from gateway.endings import respond_to_end
+from gateway.outcomes import end_refused, ensure_pending
 from gateway.problems import ProblemError
 from gateway.services import Services, services, tag_request
 from gateway.sockets import CleanClosingWebSocket, client_left, listen_to_client, websocket_route
@@ -26,25 +29,11 @@ log = get_logger("gateway.device")
 routes = web.RouteTableDef()
 
 
-async def _own_challenge(
-    svc: Services, device: dict[str, str], challenge_id: str
-) -> dict[str, str]:
+async def _own_challenge(svc: Services, device: DeviceRecord, challenge_id: str) -> ChallengeRecord:
     record = await svc.challenges.get(challenge_id)
-    if (
-        record is None
-        or record.get("tenant") != device["tenant"]
-        or record.get("user_id") != device["user_id"]
-    ):
+    if record is None or record.tenant != device.tenant or record.user_id != device.user_id:
         raise ProblemError("not_found", "no such challenge")
     return record
-
-
-def _ensure_open(record: dict[str, str], now_ms: int) -> None:
-    status = effective_status(record, now_ms)
-    if status == "expired":
-        raise ProblemError("challenge_expired", "the challenge expired")
-    if status != "pending":
-        raise ProblemError("challenge_already_decided", f"the challenge is already {status}")
 
 
 @routes.get("/v1/device/challenges")
@@ -52,9 +41,7 @@ async def list_device_challenges(request: web.Request) -> web.Response:
     """The pending challenges of the device's user (never with the number)."""
     device = await require_device(request)
     svc = services(request)
-    records = await svc.challenges.pending_for_user(
-        device["tenant"], device["user_id"], svc.now_ms()
-    )
+    records = await svc.challenges.pending_for_user(device.tenant, device.user_id, svc.now_ms())
     return web.json_response({"items": [device_view(r) for r in records]})
 
 
@@ -64,12 +51,12 @@ async def get_device_challenge(request: web.Request) -> web.Response:
     device = await require_device(request)
     svc = services(request)
     record = await _own_challenge(svc, device, request.match_info["challenge_id"])
-    tag_request(request, challenge_id=record["id"])
+    tag_request(request, challenge_id=record.id)
     body = device_view(record)
     now_ms = svc.now_ms()
     body["status"] = effective_status(record, now_ms)
-    if body["status"] == "pending" and not record.get("seen_at"):
-        await svc.challenges.mark(record["id"], Progress.SEEN, device_id=device["id"])
+    if body["status"] == "pending" and record.seen_at_ms is None:
+        await svc.challenges.mark(record.id, Progress.SEEN, device_id=device.id)
     return web.json_response(body)
 
 
@@ -80,10 +67,10 @@ async def ack_challenge(request: web.Request) -> web.Response:
     await read_body(request, NoBody)
     svc = services(request)
     record = await _own_challenge(svc, device, request.match_info["challenge_id"])
-    tag_request(request, challenge_id=record["id"])
+    tag_request(request, challenge_id=record.id)
     now_ms = svc.now_ms()
-    _ensure_open(record, now_ms)
-    await svc.challenges.mark(record["id"], Progress.DELIVERED, device_id=device["id"])
+    ensure_pending(record, now_ms)
+    await svc.challenges.mark(record.id, Progress.DELIVERED, device_id=device.id)
     return web.Response(status=204)
 
 
@@ -94,47 +81,47 @@ async def answer_challenge(request: web.Request) -> web.Response:
     body = await read_body(request, DeviceResponse)
     svc = services(request)
     record = await _own_challenge(svc, device, request.match_info["challenge_id"])
-    tag_request(request, tenant=device["tenant"], challenge_id=record["id"])
-    _ensure_open(record, svc.now_ms())
-    policy = await svc.policy_cache.get(device["tenant"])
+    tag_request(request, tenant=device.tenant, challenge_id=record.id)
+    ensure_pending(record, svc.now_ms())
+    policy = await svc.policy_cache.get(device.tenant)
     sign_count = _verify_assertion(svc, device, record, body, policy.require_user_verification)
     number_ok = True
-    if body.decision == "approve" and record.get("nm") == "1":
-        number_ok = number_matches(record.get("number", ""), body.number)
+    if body.decision == "approve" and record.number_matching:
+        number_ok = number_matches(record.number, body.number)
     status, reason = outcome_for_answer(body.decision, number_ok)
     outcome = await svc.challenges.answer(
         record,
-        device_id=device["id"],
+        device_id=device.id,
         status=status,
         reason=reason,
         sign_count=sign_count,
         policy=policy,
     )
-    if outcome.result == "sign_count":
-        raise ProblemError("webauthn_invalid", "the authenticator's sign count did not grow")
-    log.info("challenge_answered", challenge_id=record["id"], status=status, result=outcome.result)
-    return respond_to_end(svc, outcome.result, outcome.record, counted=status)
+    if outcome.result is EndResult.SIGN_COUNT:
+        raise end_refused(outcome.result, record.status)
+    log.info("challenge_answered", challenge_id=record.id, status=status, result=outcome.result)
+    return respond_to_end(svc, outcome, counted=status)
 
 
 def _verify_assertion(
     svc: Services,
-    device: dict[str, str],
-    record: dict[str, str],
+    device: DeviceRecord,
+    record: ChallengeRecord,
     body: DeviceResponse,
     require_uv: bool,
 ) -> int:
     """Check the WebAuthn assertion signs exactly this decision; return the new sign count."""
     raw_id = body.assertion.get("rawId") or body.assertion.get("id")
-    if raw_id != device.get("credential_id"):
+    if raw_id != device.credential_id:
         raise ProblemError("webauthn_invalid", "the assertion is not from this device's credential")
     try:
         verified = verify_authentication_response(
             credential=body.assertion,
-            expected_challenge=decision_challenge(record["nonce"], body.decision, body.number),
+            expected_challenge=decision_challenge(record.nonce, body.decision, body.number),
             expected_rp_id=svc.settings.webauthn_rp_id,
             expected_origin=svc.settings.origins,
-            credential_public_key=base64url_to_bytes(device["public_key"]),
-            credential_current_sign_count=int(device.get("sign_count", "0")),
+            credential_public_key=base64url_to_bytes(device.public_key),
+            credential_current_sign_count=device.sign_count,
             require_user_verification=require_uv,
         )
     except (WebAuthnException, ValueError, KeyError, TypeError) as exc:
@@ -152,7 +139,7 @@ async def put_push_token(request: web.Request) -> web.Response:
         device,
         platform=body.platform,
         push_token=body.push_token or "",
-        app_bundle_id=body.app_bundle_id or device.get("app_bundle_id", ""),
+        app_bundle_id=body.app_bundle_id or device.app_bundle_id,
     )
     return web.Response(status=204)
 
@@ -163,27 +150,25 @@ async def delete_self(request: web.Request) -> web.Response:
     device = await require_device(request)
     svc = services(request)
     await svc.devices.remove(
-        tenant=device["tenant"],
-        user_id=device["user_id"],
-        device_id=device["id"],
+        tenant=device.tenant,
+        user_id=device.user_id,
+        device_id=device.id,
         by="device",
     )
     return web.Response(status=204)
 
 
-async def _device_channel(request: web.Request, svc: Services) -> tuple[str, dict[str, str]]:
+async def _device_channel(request: web.Request, svc: Services) -> tuple[str, DeviceRecord]:
     device = await require_device(request)
-    return svc.backend.user_keys(device["tenant"], device["user_id"]).device_channel, device
+    return svc.backend.user_keys(device.tenant, device.user_id).device_channel, device
 
 
-async def _first_snapshot(svc: Services, device: dict[str, str]) -> tuple[dict[str, str], str]:
+async def _first_snapshot(svc: Services, device: DeviceRecord) -> tuple[DeviceRecord, str]:
     return device, await _snapshot(svc, device)
 
 
-async def _snapshot(svc: Services, device: dict[str, str]) -> str:
-    records = await svc.challenges.pending_for_user(
-        device["tenant"], device["user_id"], svc.now_ms()
-    )
+async def _snapshot(svc: Services, device: DeviceRecord) -> str:
+    records = await svc.challenges.pending_for_user(device.tenant, device.user_id, svc.now_ms())
     return json.dumps({"type": "snapshot", "items": [device_view(r) for r in records]})
 
 
@@ -191,7 +176,7 @@ async def _relay(
     svc: Services,
     ws: CleanClosingWebSocket,
     inbox: Inbox,
-    first: tuple[dict[str, str], str],
+    first: tuple[DeviceRecord, str],
 ) -> None:
     device, snapshot = first
     await ws.send_str(snapshot)

@@ -5,21 +5,16 @@ from __future__ import annotations
 from aiohttp import web
 
 from approvals.challenge import portal_view
-from gateway.problems import ProblemError
+from approvals.store.challenges import EndOutcome
+from gateway.outcomes import END_REFUSALS, end_refused
 from gateway.services import Services
 
 
-def respond_to_end(
-    svc: Services, result: str, record: dict[str, str], *, counted: str
-) -> web.Response:
+def respond_to_end(svc: Services, outcome: EndOutcome, *, counted: str) -> web.Response:
     """Answer an end step: 200 with the view, or the matching problem."""
-    if result == "not_found":
-        raise ProblemError("not_found", "no such challenge")
-    if result == "expired":
-        raise ProblemError("challenge_expired", "the challenge expired")
-    if result == "decided":
-        raise ProblemError(
-            "challenge_already_decided", f"the challenge is already {record.get('status')}"
-        )
+    record = outcome.record
+    if outcome.result in END_REFUSALS:
+        raise end_refused(outcome.result, record.status if record is not None else "ended")
+    assert record is not None  # the scripts return the record with every other result
     svc.metrics.challenges.labels(counted).inc()
     return web.json_response(portal_view(record, svc.now_ms()))

@@ -27,6 +27,7 @@ from approvals.enrollment import (
     shard_of_code,
 )
 from approvals.ids import digest, new_device_id, new_secret
+from approvals.records import DeviceRecord
 from approvals.totp import qr_svg
 from gateway.auth import require_key
 from gateway.bodies import Enroll, EnrollOptions, NoBody, path_user_id, read_body
@@ -146,29 +147,23 @@ async def enroll_device(request: web.Request) -> web.Response:
     device_id = new_device_id(shard)
     device_secret = new_secret()
     now_ms = svc.now_ms()
-    device = {
-        "id": device_id,
-        "tenant": record["tenant"],
-        "user_id": record["user_id"],
-        "platform": body.platform,
-        "push_token": body.push_token or "",
-        "token_valid": "1",
-        "app_bundle_id": body.app_bundle_id or "",
-        "name": body.device_name or "",
-        "credential_id": bytes_to_base64url(verified.credential_id),
-        "public_key": bytes_to_base64url(verified.credential_public_key),
-        "sign_count": str(verified.sign_count),
-        "secret_digest": digest(device_secret),
-        "created_at": str(now_ms),
-    }
-    consumed = await svc.devices.consume_enrollment(
-        shard=shard,
-        code_digest=code_hash,
-        challenge=challenge,
+    device = DeviceRecord(
+        id=device_id,
         tenant=record["tenant"],
         user_id=record["user_id"],
-        device_id=device_id,
-        device=device,
+        platform=body.platform,
+        push_token=body.push_token or "",
+        token_valid=True,
+        app_bundle_id=body.app_bundle_id or "",
+        name=body.device_name or "",
+        credential_id=bytes_to_base64url(verified.credential_id),
+        public_key=bytes_to_base64url(verified.credential_public_key),
+        sign_count=verified.sign_count,
+        secret_digest=digest(device_secret),
+        created_at_ms=now_ms,
+    )
+    consumed = await svc.devices.consume_enrollment(
+        shard=shard, code_digest=code_hash, challenge=challenge, device=device
     )
     if not consumed:
         raise ProblemError("enrollment_code_invalid", "the enrollment code was already used")

@@ -10,7 +10,6 @@ from typing import Any
 
 from aiohttp import web
 
-from approvals.challenge import effective_status
 from approvals.store.totp import Purpose, TotpOutcome
 from approvals.totp import (
     confirm_steps,
@@ -23,6 +22,7 @@ from approvals.totp import (
 from gateway.auth import require_key
 from gateway.bodies import NoBody, TotpCode, TotpConfirm, path_user_id, read_body
 from gateway.endings import respond_to_end
+from gateway.outcomes import ensure_pending
 from gateway.problems import ProblemError
 from gateway.services import Services, services, tag_request
 from policies.decide import attempt_limit, lock_retry_after
@@ -210,21 +210,17 @@ async def challenge_totp(request: web.Request) -> web.Response:
     body = await read_body(request, TotpCode)
     svc = services(request)
     record = await svc.challenges.get(request.match_info["challenge_id"])
-    if record is None or record.get("tenant") != identity.tenant:
+    if record is None or record.tenant != identity.tenant:
         raise ProblemError("not_found", "no such challenge")
-    tag_request(request, tenant=identity.tenant, challenge_id=record["id"])
-    status = effective_status(record, svc.now_ms())
-    if status == "expired":
-        raise ProblemError("challenge_expired", "the challenge expired")
-    if status != "pending":
-        raise ProblemError("challenge_already_decided", f"the challenge is already {status}")
+    tag_request(request, tenant=identity.tenant, challenge_id=record.id)
+    ensure_pending(record, svc.now_ms())
     await _attempt(
         svc,
         identity.tenant,
-        record["user_id"],
+        record.user_id,
         body.code,
         purpose="challenge",
-        challenge_id=record["id"],
+        challenge_id=record.id,
     )
     policy = await svc.policy_cache.get(identity.tenant)
     outcome = await svc.challenges.end(
@@ -235,7 +231,7 @@ async def challenge_totp(request: web.Request) -> web.Response:
         retention_s=policy.result_retention_seconds,
         owned_by=identity.tenant,
     )
-    return respond_to_end(svc, outcome.result, outcome.record, counted="approved")
+    return respond_to_end(svc, outcome, counted="approved")
 
 
 @routes.post("/v1/users/{user_id}/totp/reset")

@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from approvals.challenge import rfc3339
+from approvals.records import DeviceRecord
 from gateway.auth import require_key
 from gateway.bodies import PutUser, path_user_id, read_body
 from gateway.problems import ProblemError
@@ -51,16 +52,16 @@ async def get_user(request: web.Request) -> web.Response:
     return web.json_response(user_view(record, devices, policy, svc.clock()))
 
 
-def device_summary(record: dict[str, str]) -> dict[str, Any]:
+def device_summary(record: DeviceRecord) -> dict[str, Any]:
     """A device as the portal lists it (no secrets, no push token)."""
     return {
-        "device_id": record["id"],
-        "name": record.get("name") or None,
-        "platform": record.get("platform"),
-        "app_bundle_id": record.get("app_bundle_id") or None,
-        "push_token_valid": record.get("token_valid") == "1",
-        "created_at": rfc3339(record.get("created_at")),
-        "last_used_at": rfc3339(record.get("last_used_at")),
+        "device_id": record.id,
+        "name": record.name or None,
+        "platform": record.platform,
+        "app_bundle_id": record.app_bundle_id or None,
+        "push_token_valid": record.token_valid,
+        "created_at": rfc3339(record.created_at_ms),
+        "last_used_at": rfc3339(record.last_used_at_ms),
     }
 
 

@@ -13,7 +13,6 @@ backoff and jitter, and every attempt is bounded by the time the prompt has left
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -185,7 +184,7 @@ class Delivery:
     def _message(self, batch: _Batch, route: Route, now: float) -> PushMessage:
         """The notification as of ``now``: FCM's ttl is the time left at this attempt."""
         plan = batch.plan
-        location = json.loads(plan.context_json or "{}").get("location") or ""
+        location = plan.context.get("location") or ""
         follow_up = batch.phase is Phase.FOLLOW_UP
         return PushMessage(
             kind="ended" if follow_up else "challenge",
@@ -231,7 +230,10 @@ class Delivery:
         )
 
     async def _invalidate(self, job: Job, route: Route, result: SendResult) -> None:
-        device = {"id": route.device_id, "tenant": job.tenant, "user_id": job.user_id}
         await self._devices.invalidate_token(
-            device, token=route.token, reason=result.reason or "invalid"
+            tenant=job.tenant,
+            user_id=job.user_id,
+            device_id=route.device_id,
+            token=route.token,
+            reason=result.reason or "invalid",
         )

@@ -19,6 +19,7 @@ from approvals.store.clock import ServerClock, first_sync, keep_in_time
 from approvals.store.deliveries import JOBS_GROUP, DeliveryStore, Job
 from approvals.store.devices import DeviceStore
 from approvals.store.events import EventStore
+from approvals.store.outcomes import EndResult
 from approvals.store.tenants import TenantStore
 from approvals.store.users import UserStore
 from approvals.store.webhooks import WebhookStore
@@ -319,13 +320,13 @@ class Worker:
             if record is None:
                 await self.challenges.drop_from_expiry(shard, challenge_id)
                 continue
-            policy = await self.tenants.get_policy(record["tenant"])
+            policy = await self.tenants.get_policy(record.tenant)
             outcome = await self.challenges.expire(
                 record, retention_s=policy.result_retention_seconds
             )
-            if outcome.result == "expired":
+            if outcome.result is EndResult.EXPIRED:
                 self.metrics.expired.inc()
-            elif outcome.result != "pending":
+            elif outcome.result is not EndResult.PENDING:
                 await self.challenges.drop_from_expiry(shard, challenge_id)
 
     async def _relay_events(self) -> None:

@@ -59,8 +59,8 @@ def decode_hash(raw: Any) -> dict[str, str]:
     """A Lua HGETALL reply (flat list) or a redis-py dict, as a str->str dict."""
     if isinstance(raw, dict):
         return {_s(k): _s(v) for k, v in raw.items()}
-    items = list(raw or [])
-    return {_s(items[i]): _s(items[i + 1]) for i in range(0, len(items) - 1, 2)}
+    items = iter([x if type(x) is str else _s(x) for x in raw or ()])
+    return dict(zip(items, items, strict=False))
 
 
 def _s(value: Any) -> str:

@@ -8,19 +8,21 @@ from typing import Any
 
 from approvals.events import Progress
 from approvals.ids import shard_of
+from approvals.records import ChallengeRecord
 from approvals.store import keys
 from approvals.store.backend import Backend, decode_hash
+from approvals.store.outcomes import CreateResult, EndResult, Refusal
 from policies.policy import Policy
 
 #: the end notice on a challenge's channel: this prefix, then the ended record as a JSON array
 ENDED_PREFIX = "ended:"
 
 
-def ended_record(message: str) -> dict[str, str] | None:
+def ended_record(message: str) -> ChallengeRecord | None:
     """The record an end notice carries (None for any other message)."""
     if not message.startswith(ENDED_PREFIX):
         return None
-    return decode_hash(json.loads(message[len(ENDED_PREFIX) :]))
+    return ChallengeRecord.from_hash(decode_hash(json.loads(message[len(ENDED_PREFIX) :])))
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,23 +42,22 @@ class NewChallenge:
 
 @dataclass(frozen=True, slots=True)
 class CreateOutcome:
-    """What the create script decided: ``created`` | ``deduplicated`` | ``throttled`` |
-    ``user_locked`` | ``push_blocked`` | ``no_push_device``."""
+    """What the create script decided; ``record``: the new challenge (``created``) or the
+    pending one for the same resource (``deduplicated``), as the script read or wrote it."""
 
-    result: str
-    devices: int = 0
-    created_at_ms: int = 0  # the server time the record was created with
-    existing_id: str | None = None
+    result: CreateResult
+    record: ChallengeRecord | None = None
     retry_after_ms: int | None = None
-    why: str | None = None
+    why: Refusal = Refusal.NONE
 
 
 @dataclass(frozen=True, slots=True)
 class EndOutcome:
-    """What an end or answer script decided, with the record after the step."""
+    """What an end or answer script decided, with the record after the step (None when
+    the script did not return it)."""
 
-    result: str  # ok | not_found | expired | decided | pending | sign_count
-    record: dict[str, str]
+    result: EndResult
+    record: ChallengeRecord | None
 
 
 class ChallengeStore:
@@ -112,28 +113,20 @@ class ChallengeStore:
                 self._b.outbox_maxlen,
             ],
         )
-        result = str(reply[0])
-        if result == "created":
-            return CreateOutcome(result, devices=int(reply[1]), created_at_ms=int(reply[2]))
-        if result == "deduplicated":
-            return CreateOutcome(result, existing_id=str(reply[1]))
-        if result == "no_push_device":
-            return CreateOutcome(result)
-        why = str(reply[2]) if len(reply) > 2 else None
-        return CreateOutcome(result, retry_after_ms=int(reply[1]), why=why)
+        return _create_outcome(reply, new.context)
 
-    async def get(self, challenge_id: str) -> dict[str, str] | None:
-        """The raw record, or None when the id is malformed or the record is gone."""
+    async def get(self, challenge_id: str) -> ChallengeRecord | None:
+        """The record, or None when the id is malformed or the record is gone."""
         shard = self.shard(challenge_id)
         if shard is None:
             return None
         record = decode_hash(await self._b.redis.hgetall(keys.challenge(shard, challenge_id)))
-        return record or None
+        return ChallengeRecord.from_hash(record) if record else None
 
-    def _end_keys(self, record: dict[str, str], shard: int) -> list[str]:
-        uk = self._b.user_keys(record["tenant"], record["user_id"])
+    def _end_keys(self, record: ChallengeRecord, shard: int) -> list[str]:
+        uk = self._b.user_keys(record.tenant, record.user_id)
         return [
-            keys.challenge(shard, record["id"]),
+            keys.challenge(shard, record.id),
             uk.pending,
             keys.expiry_index(shard),
             keys.outbox(shard),
@@ -143,7 +136,7 @@ class ChallengeStore:
 
     async def answer(
         self,
-        record: dict[str, str],
+        record: ChallengeRecord,
         *,
         device_id: str,
         status: str,
@@ -152,23 +145,23 @@ class ChallengeStore:
         policy: Policy,
     ) -> EndOutcome:
         """Apply a verified device answer; the script decides if it is the first."""
-        shard = self.shard(record["id"])
+        shard = self.shard(record.id)
         assert shard is not None
-        uk = self._b.user_keys(record["tenant"], record["user_id"])
+        uk = self._b.user_keys(record.tenant, record.user_id)
         reply = await self._b.durability.run(
             self._b.scripts.answer_challenge,
             [*self._end_keys(record, shard), keys.device(shard, device_id)],
             [
                 self._b.shift_ms,
-                record["tenant"],
-                record["user_id"],
+                record.tenant,
+                record.user_id,
                 device_id,
                 status,
                 reason or "",
                 sign_count,
                 policy.result_retention_seconds * 1000,
                 policy.fraud_block_seconds * 1000,
-                keys.challenge_channel(shard, record["id"]),
+                keys.challenge_channel(shard, record.id),
                 uk.device_channel,
                 self._b.outbox_maxlen,
                 self._b.jobs_maxlen,
@@ -178,7 +171,7 @@ class ChallengeStore:
 
     async def end(
         self,
-        record: dict[str, str],
+        record: ChallengeRecord,
         *,
         status: str,
         reason: str | None,
@@ -189,9 +182,9 @@ class ChallengeStore:
         """End a pending challenge (cancel, TOTP approval) or expire it if due. With
         ``owned_by`` (a tenant) the script first checks the challenge belongs to it and
         answers ``not_found`` otherwise."""
-        shard = self.shard(record["id"])
+        shard = self.shard(record.id)
         assert shard is not None
-        uk = self._b.user_keys(record["tenant"], record["user_id"])
+        uk = self._b.user_keys(record.tenant, record.user_id)
         script, end_keys = self._b.scripts.end_challenge, self._end_keys(record, shard)
         args: list[str | int] = [
             self._b.shift_ms,
@@ -200,7 +193,7 @@ class ChallengeStore:
             reason or "",
             method or "",
             retention_s * 1000,
-            keys.challenge_channel(shard, record["id"]),
+            keys.challenge_channel(shard, record.id),
             uk.device_channel,
             self._b.outbox_maxlen,
             self._b.jobs_maxlen,
@@ -210,17 +203,15 @@ class ChallengeStore:
             return _end_outcome(await self._b.batched(script, end_keys, args))
         return _end_outcome(await self._b.durability.run(script, end_keys, args))
 
-    async def confirm(self, record: dict[str, str]) -> bool:
+    async def confirm(self, record: ChallengeRecord) -> bool:
         """Before a portal is told that a challenge ended: whether the ended state read from
         the primary has reached its replicas (so no failover can take it back). False when
         the record changed since; ReplicaAckTimeout when the replicas did not acknowledge."""
-        shard = self.shard(record["id"])
+        shard = self.shard(record.id)
         assert shard is not None
-        return await self._b.durability.confirm(
-            keys.challenge(shard, record["id"]), record["status"]
-        )
+        return await self._b.durability.confirm(keys.challenge(shard, record.id), record.status)
 
-    async def expire(self, record: dict[str, str], *, retention_s: int) -> EndOutcome:
+    async def expire(self, record: ChallengeRecord, *, retention_s: int) -> EndOutcome:
         """Record the expiry of a challenge whose deadline passed (idempotent)."""
         return await self.end(
             record, status="expired", reason="ttl", method=None, retention_s=retention_s
@@ -254,7 +245,7 @@ class ChallengeStore:
 
     async def pending_for_user(
         self, tenant: str, user_id: str, now_ms: int
-    ) -> list[dict[str, str]]:
+    ) -> list[ChallengeRecord]:
         """The user's challenges still pending at ``now_ms``, oldest first."""
         uk = self._b.user_keys(tenant, user_id)
         ids = await self._b.redis.zrangebyscore(uk.pending, f"({now_ms}", "+inf")
@@ -264,7 +255,7 @@ class ChallengeStore:
         for cid in ids:
             pipe.hgetall(keys.challenge(uk.shard, cid))
         records = [decode_hash(r) for r in await pipe.execute()]
-        return [r for r in records if r.get("status") == "pending"]
+        return [ChallengeRecord.from_hash(r) for r in records if r.get("status") == "pending"]
 
     async def due_for_expiry(self, now_ms: int, limit: int = 200) -> dict[int, list[str]]:
         """Ids of challenges whose deadline has passed, by shard (every shard in one
@@ -276,7 +267,21 @@ class ChallengeStore:
         await self._b.redis.zrem(keys.expiry_index(shard), challenge_id)
 
 
+def _create_outcome(reply: Any, context: dict[str, Any]) -> CreateOutcome:
+    """The create script's reply; ``context``: the one it stored (not parsed back)."""
+    result = CreateResult(str(reply[0]))
+    if result is CreateResult.CREATED:
+        record = ChallengeRecord.from_hash(decode_hash(reply[1]), context)
+        return CreateOutcome(result, record=record)
+    if result is CreateResult.DEDUPLICATED:
+        return CreateOutcome(result, record=ChallengeRecord.from_hash(decode_hash(reply[1])))
+    if result is CreateResult.NO_PUSH_DEVICE:
+        return CreateOutcome(result)
+    why = Refusal(str(reply[2])) if len(reply) > 2 else Refusal.NONE
+    return CreateOutcome(result, retry_after_ms=int(reply[1]), why=why)
+
+
 def _end_outcome(reply: Any) -> EndOutcome:
-    result = str(reply[0])
-    record = decode_hash(reply[1]) if len(reply) > 1 and isinstance(reply[1], list) else {}
-    return EndOutcome(result, record)
+    result = EndResult(str(reply[0]))
+    fields = decode_hash(reply[1]) if len(reply) > 1 and isinstance(reply[1], list) else {}
+    return EndOutcome(result, ChallengeRecord.from_hash(fields) if fields else None)

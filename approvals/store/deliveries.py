@@ -13,10 +13,11 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from approvals.ids import shard_of
+from approvals.records import parse_context
 from approvals.store import keys
 from approvals.store.backend import Backend
 
@@ -58,7 +59,7 @@ class Plan:
     result: str
     expires_at_ms: int = 0
     app_name: str = ""
-    context_json: str = "{}"
+    context: dict[str, Any] = field(default_factory=dict)
     final_status: str = ""
     wait_ms: int = 0
     unroutable: tuple[str, ...] = ()
@@ -101,7 +102,7 @@ def _plan(reply: Sequence[Any]) -> Plan:
         result,
         expires_at_ms=int(reply[1]),
         app_name=str(reply[2]),
-        context_json=str(reply[3] or "{}"),
+        context=parse_context(str(reply[3] or "{}")),
         final_status=str(reply[4]),
         wait_ms=int(reply[5]),
         unroutable=tuple(unroutable) if isinstance(unroutable, list) else (),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from approvals.ids import shard_of
+from approvals.records import DeviceRecord
 from approvals.store import keys
 from approvals.store.backend import Backend, decode_hash
 from approvals.store.users import DAY_MS, REMINDER_LEAD_MS
@@ -59,15 +60,13 @@ class DeviceStore:
         shard: int,
         code_digest: str,
         challenge: str,
-        tenant: str,
-        user_id: str,
-        device_id: str,
-        device: dict[str, str],
+        device: DeviceRecord,
     ) -> bool:
         """Create the device if, and only if, this call consumes the code."""
+        tenant, user_id, device_id = device.tenant, device.user_id, device.id
         uk = self._b.user_keys(tenant, user_id)
         fields: list[str] = []
-        for name, value in device.items():
+        for name, value in device.to_hash().items():
             fields += [name, value]
         done = await self._b.durability.run(
             self._b.scripts.consume_enrollment,
@@ -91,32 +90,33 @@ class DeviceStore:
         )
         return int(done) == 1
 
-    async def get(self, device_id: str) -> dict[str, str] | None:
+    async def get(self, device_id: str) -> DeviceRecord | None:
         """A device record by id, or None."""
         shard = shard_of(device_id, self._b.shards)
         if shard is None:
             return None
         record = decode_hash(await self._b.redis.hgetall(keys.device(shard, device_id)))
-        return record or None
+        return DeviceRecord.from_hash(record) if record else None
 
-    async def list_for_user(self, tenant: str, user_id: str) -> list[dict[str, str]]:
+    async def list_for_user(self, tenant: str, user_id: str) -> list[DeviceRecord]:
         """Every device of a user (removed devices are gone)."""
         uk = self._b.user_keys(tenant, user_id)
         return await self._records_in(uk.shard, uk.devices)
 
-    async def active_for_user(self, tenant: str, user_id: str) -> list[dict[str, str]]:
+    async def active_for_user(self, tenant: str, user_id: str) -> list[DeviceRecord]:
         """The user's devices that can currently be reached."""
         uk = self._b.user_keys(tenant, user_id)
         return await self._records_in(uk.shard, uk.active_devices)
 
-    async def _records_in(self, shard: int, id_set: str) -> list[dict[str, str]]:
+    async def _records_in(self, shard: int, id_set: str) -> list[DeviceRecord]:
         ids = sorted(await self._b.redis.smembers(id_set))
         if not ids:
             return []
         pipe = self._b.redis.pipeline(transaction=False)
         for device_id in ids:
             pipe.hgetall(keys.device(shard, device_id))
-        return [r for r in (decode_hash(x) for x in await pipe.execute()) if r]
+        records = (decode_hash(x) for x in await pipe.execute())
+        return [DeviceRecord.from_hash(r) for r in records if r]
 
     async def remove(self, *, tenant: str, user_id: str, device_id: str, by: str) -> bool:
         """Delete a device; False when it is not this user's."""
@@ -135,25 +135,27 @@ class DeviceStore:
 
     async def set_push_token(
         self,
-        record: dict[str, str],
+        record: DeviceRecord,
         *,
         platform: str,
         push_token: str,
         app_bundle_id: str,
     ) -> bool:
         """Replace a device's push route and mark it reachable again."""
-        uk = self._b.user_keys(record["tenant"], record["user_id"])
+        uk = self._b.user_keys(record.tenant, record.user_id)
         done = await self._b.scripts.set_push_token(
-            keys=[keys.device(uk.shard, record["id"]), uk.active_devices],
-            args=[record["id"], platform, push_token, app_bundle_id, self._b.shift_ms],
+            keys=[keys.device(uk.shard, record.id), uk.active_devices],
+            args=[record.id, platform, push_token, app_bundle_id, self._b.shift_ms],
         )
         return int(done) == 1
 
-    async def invalidate_token(self, record: dict[str, str], *, token: str, reason: str) -> bool:
+    async def invalidate_token(
+        self, *, tenant: str, user_id: str, device_id: str, token: str, reason: str
+    ) -> bool:
         """Mark a dead token invalid (once) and emit ``device.token_invalid``."""
-        uk = self._b.user_keys(record["tenant"], record["user_id"])
+        uk = self._b.user_keys(tenant, user_id)
         done = await self._b.scripts.invalidate_token(
-            keys=[keys.device(uk.shard, record["id"]), uk.active_devices, keys.outbox(uk.shard)],
-            args=[record["id"], token, self._b.shift_ms, self._b.outbox_maxlen, reason],
+            keys=[keys.device(uk.shard, device_id), uk.active_devices, keys.outbox(uk.shard)],
+            args=[device_id, token, self._b.shift_ms, self._b.outbox_maxlen, reason],
         )
         return int(done) == 1

@@ -6,13 +6,17 @@ import asyncio
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 from aiohttp.test_utils import TestServer
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from approvals.ids import shard_of
+from approvals.store import keys
 from gateway.services import SERVICES
 from pusher.worker import Worker
 from pushgate.devicekit.answers import sign_response_body
 from pushgate.devicekit.errors import DeviceApiError
+from pushgate.settings import Settings
 from tests.conftest import TestClock
 from tests.integration.conftest import Enroll
 from tests.portal import Portal
@@ -124,7 +128,7 @@ async def test_portal_websocket_is_told_the_result_from_the_end_notice_while_rea
 
         async def pending_only(challenge_id: str) -> Any:
             record = await read(challenge_id)
-            if record is not None and record["status"] != "pending":
+            if record is not None and record.status != "pending":
                 raise RedisConnectionError("reads of the ended record fail")
             return record
 
@@ -151,6 +155,28 @@ async def test_pending_duplicate_is_deduplicated_without_new_push(
     assert second.body["deduplicated"] is True
     assert second.body["number"] == first.body["number"]
     assert second.body["watch_token"] == first.body["watch_token"]
+
+
+async def test_duplicate_of_a_pending_challenge_whose_record_vanished_is_created_anew(
+    portal: Portal, enroll: Enroll, settings: Settings
+) -> None:
+    """A pending challenge whose record is gone (deleted, lost in a failover) is no challenge
+    to deduplicate against: the next create for its resource makes a new one (201)."""
+    await enroll("alice")
+    first = (await portal.create_challenge("alice")).body
+    shard = shard_of(first["id"], settings.shards)
+    assert shard is not None
+    client = aioredis.Redis.from_url(settings.redis_url or "", decode_responses=True)
+    try:
+        assert await client.delete(keys.challenge(shard, first["id"])) == 1
+    finally:
+        await client.aclose()
+    again = await portal.create_challenge("alice")
+    assert again.status == 201, again.body
+    assert again.body["deduplicated"] is False
+    assert again.body["id"] != first["id"]
+    assert (await portal.call("GET", f"/v1/challenges/{again.body['id']}")).status == 200
+    assert (await portal.create_challenge("alice")).body["id"] == again.body["id"]
 
 
 async def test_create_after_ended_challenge_in_window_is_throttled(

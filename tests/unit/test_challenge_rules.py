@@ -20,6 +20,7 @@ from approvals.challenge import (
 )
 from approvals.ids import new_challenge_id, shard_for, shard_of
 from approvals.numbers import new_number, number_matches
+from approvals.records import ChallengeRecord
 
 statuses = st.sampled_from(sorted(STATUSES))
 
@@ -34,14 +35,14 @@ def test_only_pending_moves_and_only_to_a_terminal_state(current: str, target: s
 @given(st.integers(0, 10**13), st.integers(0, 10**13))
 def test_pending_reads_expired_exactly_from_the_deadline(expires_at: int, now: int) -> None:
     """A pending record reads expired when now >= expires_at, even if no timer fired."""
-    record = {"id": "x", "status": "pending", "expires_at": str(expires_at)}
+    record = ChallengeRecord(id="x", status="pending", expires_at_ms=expires_at)
     assert effective_status(record, now) == ("expired" if now >= expires_at else "pending")
 
 
 @given(st.sampled_from(sorted(TERMINAL)), st.integers(0, 10**13))
 def test_ended_records_keep_their_status_forever(status: str, now: int) -> None:
     """An ended challenge reads the same at any later time."""
-    assert effective_status({"status": status, "expires_at": "0"}, now) == status
+    assert effective_status(ChallengeRecord(id="x", status=status), now) == status
 
 
 @given(st.booleans())
@@ -80,11 +81,11 @@ def test_challenge_ids_encode_the_users_shard(tenant: str, user: str, shards: in
 
 def test_device_view_never_contains_the_number() -> None:
     """The device sees app, context and nonce; the number stays with the portal."""
-    record = {
+    record = ChallengeRecord.from_hash({
         "id": "ch0001abc", "status": "pending", "expires_at": "2000", "created_at": "1000",
         "number": "47", "nm": "1", "nonce": "n", "app_name": "Salesforce",
         "ctx": '{"location": "Berlin, DE"}',
-    }  # fmt: skip
+    })  # fmt: skip
     assert "47" not in str(device_view(record))
     assert portal_view(record, 1500)["number"] == "47"
     assert portal_view(record, 2500)["status"] == "expired"
@@ -103,7 +104,10 @@ def test_in_app_record_message_goes_out_as_the_device_view() -> None:
         "nonce": "n0",
     }
     sent = json.loads(device_message(json.dumps({"type": "challenge", "record": record})))
-    assert sent == {"type": "challenge", "challenge": device_view(record)}
+    assert sent == {
+        "type": "challenge",
+        "challenge": device_view(ChallengeRecord.from_hash(record)),
+    }
     assert sent["challenge"]["context"] == {"location": "Berlin, DE"}
     assert "number" not in sent["challenge"]
 

@@ -5,6 +5,9 @@
 -- ARGV: 1 clock shift ms (0 in production), 2 cid, 3 ttl_ms, 4 dedupe_ms, 5 retention_ms, 6 max_pushes, 7 window_ms,
 --       8 max_unanswered, 9 tenant, 10 user_id, 11 resource, 12 app_name, 13 ctx_json,
 --       14 number_matching, 15 number, 16 nonce, 17 jobs_maxlen, 18 outbox_maxlen
+-- Returns {'created', record fields} | {'deduplicated', record fields of the pending one}
+--       | {'throttled' | 'user_locked' | 'push_blocked', retry_after_ms[, why]}
+--       | {'no_push_device'}
 local now = server_ms(ARGV[1])
 local cid, ttl, dedupe = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local tenant, user_id = ARGV[9], ARGV[10]
@@ -25,8 +28,15 @@ end
 
 redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
 local previous = redis.call('GET', KEYS[3])
+if previous and redis.call('ZSCORE', KEYS[5], previous) then
+  -- still pending: answer with its record; a record that vanished is no pending challenge,
+  -- so its index entry goes and this request creates a new one
+  local existing = redis.call('HGETALL', string.sub(KEYS[4], 1, #KEYS[4] - #cid) .. previous)
+  if #existing > 0 then return {'deduplicated', existing} end
+  redis.call('ZREM', KEYS[5], previous)
+  previous = false
+end
 if previous then
-  if redis.call('ZSCORE', KEYS[5], previous) then return {'deduplicated', previous} end
   event(KEYS[8], outbox_maxlen, 'challenge.throttled', tenant, user_id, '', '', now,
     cjson.encode({reason = 'dedupe', resource = ARGV[11]}))
   return {'throttled', tostring(redis.call('PTTL', KEYS[3])), 'dedupe'}
@@ -51,10 +61,11 @@ if cap == 'unanswered' then
 end
 
 local expires = now + ttl
-redis.call('HSET', KEYS[4], 'id', cid, 'tenant', tenant, 'user_id', user_id,
+local record = {'id', cid, 'tenant', tenant, 'user_id', user_id,
   'resource', ARGV[11], 'app_name', ARGV[12], 'ctx', ARGV[13], 'nm', ARGV[14],
   'number', ARGV[15], 'nonce', ARGV[16], 'status', 'pending',
-  'created_at', tostring(now), 'expires_at', tostring(expires), 'devices', tostring(devices))
+  'created_at', tostring(now), 'expires_at', tostring(expires), 'devices', tostring(devices)}
+redis.call('HSET', KEYS[4], unpack(record))
 redis.call('PEXPIRE', KEYS[4], ttl + tonumber(ARGV[5]))
 if dedupe > 0 then redis.call('SET', KEYS[3], cid, 'PX', dedupe) end
 redis.call('ZADD', KEYS[5], expires, cid)
@@ -67,4 +78,4 @@ redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[17], '*', 'kind', 'challenge', '
 redis.call('ZADD', KEYS[9], expires, cid)
 event(KEYS[8], outbox_maxlen, 'challenge.created', tenant, user_id, cid, '', now,
   cjson.encode({resource = ARGV[11], app_name = ARGV[12]}))
-return {'created', tostring(devices), tostring(now)}
+return {'created', record}
