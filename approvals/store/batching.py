@@ -1,9 +1,11 @@
 """Script calls made in the same turn of the event loop go to Redis as one pipeline.
 
 A worker starts up to a read batch of jobs at once and their sends finish in bursts, so many
-delivery steps are ready in the same turn of the loop. Sending them as one pipeline (one
-write, one read) instead of one request each saves most of redis-py's per-call cost, while
-every call still is its own script, atomic and answered on its own. Errors stay per call;
+delivery steps are ready in the same turn of the loop; a gateway under load starts many
+creates in one turn, and a thousand waiters' expiries can fall due in the same one. Sending
+them as one pipeline (one write, one read) instead of one request each saves most of
+redis-py's per-call cost, while every call still is its own script, atomic and answered on
+its own. Errors stay per call;
 a script the server does not know yet (a flushed or restarted Redis) is loaded and run again.
 On a Cluster, where redis-py's pipelines refuse scripts, each call goes on its own.
 """

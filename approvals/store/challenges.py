@@ -79,8 +79,11 @@ class ChallengeStore:
         """Run the atomic create step (one round trip)."""
         uk = self._b.user_keys(new.tenant, new.user_id)
         shard = uk.shard
-        reply = await self._b.scripts.create_challenge(
-            keys=[
+        # creates arriving in the same loop turn share one pipeline: one connection checkout,
+        # one write and one read for all of them (still one atomic script each)
+        reply = await self._b.batched(
+            self._b.scripts.create_challenge,
+            [
                 uk.user,
                 uk.active_devices,
                 uk.dedupe(new.resource),
@@ -92,7 +95,7 @@ class ChallengeStore:
                 keys.expiry_index(shard),
                 uk.devices,
             ],
-            args=[
+            [
                 self._b.shift_ms,
                 new.challenge_id,
                 policy.push_ttl_seconds * 1000,
