@@ -283,7 +283,12 @@ async def _stream_challenge(
         record = refreshed
 
 
-#: streams a challenge's progress and result to the portal or browser waiting on it
 challenge_websocket = routes.get("/v1/challenges/{challenge_id}/ws")(
-    websocket_route("portal", authorize=_watched_challenge, read=_reread, relay=_stream_challenge)
+    websocket_route(
+        "portal",
+        "Stream a challenge's progress and result to the portal or browser waiting on it.",
+        authorize=_watched_challenge,
+        read=_reread,
+        relay=_stream_challenge,
+    )
 )

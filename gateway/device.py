@@ -191,7 +191,12 @@ async def _relay(
             await ws.send_str(device_message(message))
 
 
-#: the in-app channel: a snapshot of pending challenges, then new ones and endings live
 device_websocket = routes.get("/v1/device/ws")(
-    websocket_route("device", authorize=_device_channel, read=_first_snapshot, relay=_relay)
+    websocket_route(
+        "device",
+        "In-app channel: a snapshot of pending challenges, then new ones and endings live.",
+        authorize=_device_channel,
+        read=_first_snapshot,
+        relay=_relay,
+    )
 )

@@ -117,12 +117,14 @@ def refuse_when_draining(svc: Services) -> None:
 
 def websocket_route(
     kind: str,
+    doc: str,
     *,
     authorize: Callable[[web.Request, Services], Awaitable[tuple[str, Authorized]]],
     read: Callable[[Services, Authorized], Awaitable[First]],
     relay: Callable[[Services, CleanClosingWebSocket, Inbox, First], Awaitable[None]],
 ) -> Handler:
-    """A websocket handler of ``kind`` (``portal``, ``device``: the metric label).
+    """A websocket handler of ``kind`` (``portal``, ``device``: the metric label), described
+    by ``doc``.
 
     ``authorize`` checks the request and names the channel to follow; ``read`` reads what
     the first message needs once subscribed, before the upgrade; ``relay`` sends it and then
@@ -154,4 +156,6 @@ def websocket_route(
                 svc.allocator.socket_closed()
         return ws
 
+    handler.__name__ = handler.__qualname__ = f"{kind}_websocket"
+    handler.__doc__ = doc
     return handler
