@@ -35,7 +35,7 @@ HELLO = b'{"hello":"world"}'
 BACKEND = web.AppKey("backend", Backend)
 TRIVIAL = web.AppKey("trivial", object)
 #: what the create script takes (approvals/store/challenges.py, ChallengeStore.create)
-CREATE_KEYS, CREATE_ARGS = 10, 18
+CREATE_KEYS, CREATE_ARGS = 10, 1
 
 
 async def hello(request: web.Request) -> web.Response:

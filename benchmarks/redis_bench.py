@@ -4,7 +4,8 @@ Two clients, each used for both commands:
 
 - **redis-py asyncio** (the gateway's client and connection settings): 32 tasks, one
   command in flight each, no pipelining. EVALSHA goes through ``ChallengeStore.create``
-  exactly as the gateway calls it.
+  with the same keys and packed arguments as the gateway's, its batching off (in the
+  gateway, creates of the same loop turn share a pipeline; here each is its own round trip).
 - **raw pipelined RESP** (redis-benchmark style): 8 connections, 16 commands per batch,
   commands encoded before the clock starts, so the server's cost dominates.
 
@@ -26,6 +27,7 @@ import redis.asyncio as aioredis
 
 from approvals.ids import new_challenge_id
 from approvals.store.backend import Backend, connect
+from approvals.store.batching import ScriptBatcher
 from approvals.store.challenges import ChallengeStore, NewChallenge
 from approvals.store.scripts import script_source
 from benchmarks import stack, stats
@@ -85,12 +87,12 @@ async def _encoded_creates(backend: Backend, sha: str, items: list[NewChallenge]
     """The exact EVALSHA commands ``ChallengeStore.create`` sends, RESP-encoded."""
     captured: list[bytes] = []
 
-    async def capture(keys: list[str], args: list[Any]) -> list[Any]:
+    async def capture(script: Any, keys: list[str], args: list[Any]) -> list[Any]:
         captured.append(_resp("EVALSHA", sha, len(keys), *keys, *args))
         return ["created", []]
 
     fake = dataclasses.replace(
-        backend, redis=None, scripts=SimpleNamespace(create_challenge=capture)
+        backend, redis=None, scripts=SimpleNamespace(create_challenge=None), batched=capture
     )
     store = ChallengeStore(fake)
     for item in items:
@@ -205,7 +207,10 @@ async def run_p2(
             "raw_set": [],
             "raw_evalsha": [],
         }
-        store = ChallengeStore(backend)
+        # one call per round trip, like the SETs: concurrent creates do not share pipelines here
+        store = ChallengeStore(
+            dataclasses.replace(backend, batched=ScriptBatcher(backend.redis, enabled=False))
+        )
         for round_no in range(profile.rounds):
             runs["py_set"].append(
                 await _redis_py(

@@ -143,6 +143,19 @@ async def test_portal_websocket_is_told_the_result_from_the_end_notice_while_rea
     assert result["challenge"]["id"] == created["id"]
 
 
+async def test_texts_reach_the_record_exactly_as_sent(portal: Portal, enroll: Enroll) -> None:
+    """App name and context (quotes, backslashes, non-ASCII, emoji) are stored byte for byte:
+    the created answer and a later read of the record show them as sent."""
+    await enroll("alice")
+    app_name = 'Sales "force" \\ Zürich 😀 \u2028'
+    context = {"ip": "203.0.113.9", "location": "Düsseldorf, DE 🌧", "user_agent": 'A "b" \\ c'}
+    created = (await portal.create_challenge("alice", app_name=app_name, context=context)).body
+    read = (await portal.call("GET", f"/v1/challenges/{created['id']}")).body
+    for view in (created, read):
+        assert view["app_name"] == app_name
+        assert view["context"] == context
+
+
 async def test_pending_duplicate_is_deduplicated_without_new_push(
     portal: Portal, enroll: Enroll
 ) -> None:
