@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 from approvals.challenge import effective_status
 from approvals.records import ChallengeRecord
 from approvals.store.challenges import CreateOutcome
-from approvals.store.outcomes import CreateResult, EndResult, Refusal
+from approvals.store.outcomes import CreateResult, EndResult, Refusal, TotpResult
 from gateway.problems import ProblemError
 
 #: (create result, why) -> (problem code, detail); Refusal.NONE is each result's fallback
@@ -48,6 +48,27 @@ END_REFUSALS: Final[dict[EndResult, tuple[str, str]]] = {
     EndResult.SIGN_COUNT: ("webauthn_invalid", "the authenticator's sign count did not grow"),
 }
 
+#: TOTP result -> (problem code, detail, further problem fields); ``locked`` carries its own
+#: Retry-After (gateway/totp.py), ``ok``/``invalid``/``changed`` are no refusals
+TOTP_REFUSALS: Final[dict[TotpResult, tuple[str, str, dict[str, Any]]]] = {
+    TotpResult.EXPIRED: (
+        "user_locked",
+        "the enrollment period ended; an admin must extend it",
+        {},
+    ),
+    TotpResult.REPLAYED: (
+        "code_replayed",
+        "this code was already used; wait for the next one",
+        {},
+    ),
+    TotpResult.ACTIVE: (
+        "invalid_request",
+        "a TOTP key is already active; reset it with a current code or ask an admin",
+        {"status": 409, "errors": [{"field": "totp", "message": "already active"}]},
+    ),
+    TotpResult.NO_TOTP: ("not_found", "the user has no TOTP key in that state", {}),
+}
+
 
 def retry_after(retry_after_ms: int | None) -> dict[str, str]:
     """A ``Retry-After`` header in whole seconds (at least 1), or none without a wait."""
@@ -67,6 +88,12 @@ def end_refused(result: EndResult, status: str) -> ProblemError:
     """The problem for an end or answer step that ended nothing (``status``: the current)."""
     code, detail = END_REFUSALS[result]
     return ProblemError(code, detail.format(status=status))
+
+
+def totp_refused(result: TotpResult) -> ProblemError:
+    """The problem for a TOTP step the script refused (any other result reads ``no_totp``)."""
+    code, detail, extra = TOTP_REFUSALS.get(result, TOTP_REFUSALS[TotpResult.NO_TOTP])
+    return ProblemError(code, detail, **extra)
 
 
 def ensure_pending(record: ChallengeRecord, now_ms: int) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from approvals.store.outcomes import TotpResult
 from approvals.store.totp import Purpose, TotpOutcome
 from approvals.totp import (
     confirm_steps,
@@ -22,7 +23,7 @@ from approvals.totp import (
 from gateway.auth import require_key
 from gateway.bodies import NoBody, TotpCode, TotpConfirm, path_user_id, read_body
 from gateway.endings import respond_to_end
-from gateway.outcomes import ensure_pending
+from gateway.outcomes import ensure_pending, totp_refused
 from gateway.problems import ProblemError
 from gateway.services import Services, services, tag_request
 from policies.decide import attempt_limit, lock_retry_after
@@ -62,20 +63,9 @@ def _locked(locked_until_ms: int | None, now: float) -> ProblemError:
 
 def _refusal(outcome: TotpOutcome, now: float) -> ProblemError:
     """The problem for every outcome of a TOTP script except ``ok`` and a failed attempt."""
-    if outcome.result == "locked":
+    if outcome.result is TotpResult.LOCKED:
         return _locked(outcome.locked_until_ms, now)
-    if outcome.result == "expired":
-        return ProblemError("user_locked", "the enrollment period ended; an admin must extend it")
-    if outcome.result == "replayed":
-        return ProblemError("code_replayed", "this code was already used; wait for the next one")
-    if outcome.result == "active":
-        return ProblemError(
-            "invalid_request",
-            "a TOTP key is already active; reset it with a current code or ask an admin",
-            status=409,
-            errors=[{"field": "totp", "message": "already active"}],
-        )
-    return ProblemError("not_found", "the user has no TOTP key in that state")
+    return totp_refused(outcome.result)
 
 
 async def _attempt(
@@ -115,9 +105,9 @@ async def _attempt(
             challenge_id=challenge_id,
             new_sealed=new_sealed,
         )
-        if outcome.result == "ok":
+        if outcome.result is TotpResult.OK:
             return
-        if outcome.result == "invalid":
+        if outcome.result is TotpResult.INVALID:
             remaining = max(0, limit - outcome.failures)
             if malformed:
                 raise ProblemError(
@@ -128,7 +118,7 @@ async def _attempt(
             raise ProblemError(
                 "code_invalid", "the code is not valid now", attempts_remaining=remaining
             )
-        if outcome.result != "changed":
+        if outcome.result is not TotpResult.CHANGED:
             raise _refusal(outcome, now)
     raise ProblemError("not_found", "the TOTP key changed during the attempt; try again")
 
@@ -150,7 +140,7 @@ async def enroll_totp(request: web.Request) -> web.Response:
         sealed=svc.secret_box.seal(secret, context=_context(identity.tenant, user_id)),
         period_days=policy.enrollment_period_days,
     )
-    if outcome.result != "ok":
+    if outcome.result is not TotpResult.OK:
         raise _refusal(outcome, svc.clock())
     account = (record or {}).get("email") or user_id
     return web.json_response(_enrollment(svc, secret, account), status=201)
@@ -178,15 +168,15 @@ async def confirm_totp(request: web.Request) -> web.Response:
         outcome = await svc.totp.confirm(
             identity.tenant, user_id, sealed=sealed, steps=steps, now_ms=int(now * 1000)
         )
-        if outcome.result == "ok":
+        if outcome.result is TotpResult.OK:
             return web.json_response({"status": "active"})
-        if outcome.result == "invalid" and malformed:
+        if outcome.result is TotpResult.INVALID and malformed:
             raise ProblemError("code_malformed", "a code is exactly six digits 0-9")
-        if outcome.result == "invalid":
+        if outcome.result is TotpResult.INVALID:
             raise ProblemError(
                 "code_invalid", "send two consecutive codes, oldest first, as the app shows them"
             )
-        if outcome.result != "changed":
+        if outcome.result is not TotpResult.CHANGED:
             raise _refusal(outcome, now)
     raise ProblemError("not_found", "the TOTP key changed during confirmation; try again")
 

@@ -35,3 +35,16 @@ class EndResult(enum.StrEnum):
     DECIDED = "decided"  # it had already ended
     PENDING = "pending"  # an expiry asked for before the deadline: nothing changed
     SIGN_COUNT = "sign_count"  # the authenticator's sign count did not grow
+
+
+class TotpResult(enum.StrEnum):
+    """The TOTP scripts' decision."""
+
+    OK = "ok"
+    INVALID = "invalid"  # the code matched no usable step (the failure is counted)
+    REPLAYED = "replayed"  # the step was already used
+    LOCKED = "locked"  # the user is locked
+    EXPIRED = "expired"  # no key and the enrollment period is over
+    NO_TOTP = "no_totp"  # no key in the state the step needs
+    ACTIVE = "active"  # a key is already active
+    CHANGED = "changed"  # the key changed since the caller read it: read again

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from approvals.store import keys
 from approvals.store.backend import Backend
+from approvals.store.outcomes import TotpResult
 from approvals.store.users import DAY_MS, REMINDER_LEAD_MS
 from approvals.totp import WINDOW, step_at, step_usable_until
 
@@ -20,23 +21,19 @@ FailureKind = Literal["invalid", "malformed"]
 
 @dataclass(frozen=True, slots=True)
 class TotpOutcome:
-    """What a TOTP script decided: ``ok`` | ``invalid`` | ``replayed`` | ``locked`` |
-    ``expired`` | ``no_totp`` | ``active`` | ``changed``.
+    """What a TOTP script decided. ``failures`` is the count after a failed attempt;
+    ``locked_until_ms`` is set for ``locked`` (0 = until an admin unlocks)."""
 
-    ``failures`` is the count after a failed attempt; ``locked_until_ms`` is set for
-    ``locked`` (0 = until an admin unlocks).
-    """
-
-    result: str
+    result: TotpResult
     failures: int = 0
     locked_until_ms: int | None = None
 
 
 def _outcome(reply: Any) -> TotpOutcome:
-    result = str(reply[0])
-    if result == "locked":
+    result = TotpResult(str(reply[0]))
+    if result is TotpResult.LOCKED:
         return TotpOutcome(result, locked_until_ms=int(reply[1]))
-    if result == "invalid" and len(reply) > 1:
+    if result is TotpResult.INVALID and len(reply) > 1:
         return TotpOutcome(result, failures=int(reply[1]))
     return TotpOutcome(result)
 
