@@ -7,6 +7,7 @@ from aiohttp import web
 from gateway.auth import require_key
 from gateway.bodies import EnrollmentPeriod, NoBody, path_user_id, read_body
 from gateway.problems import ProblemError
+from gateway.responses import json_response
 from gateway.services import services, tag_request
 from gateway.views import user_view
 
@@ -41,4 +42,4 @@ async def extend_enrollment_period(request: web.Request) -> web.Response:
     if record is None:
         raise ProblemError("not_found", "no such user")
     policy = await svc.policy_cache.get(identity.tenant)
-    return web.json_response(user_view(record, devices, policy, svc.clock()))
+    return json_response(user_view(record, devices, policy, svc.clock()))

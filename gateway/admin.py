@@ -7,6 +7,7 @@ from aiohttp import web
 from gateway.auth import require_key
 from gateway.bodies import read_json_object
 from gateway.problems import ProblemError
+from gateway.responses import json_response
 from gateway.services import services
 from policies.policy import Policy, PolicyError, parse_policy, patch_policy
 
@@ -23,14 +24,14 @@ async def get_policy(request: web.Request) -> web.Response:
     """The tenant's policy (defaults where unset)."""
     identity = await require_key(request, "admin")
     policy = await services(request).tenants.get_policy(identity.tenant)
-    return web.json_response(policy.model_dump())
+    return json_response(policy.model_dump())
 
 
 async def _store(request: web.Request, tenant: str, policy: Policy) -> web.Response:
     svc = services(request)
     await svc.tenants.put_policy(tenant, policy)
     svc.policy_cache.put(tenant, policy)
-    return web.json_response(policy.model_dump())
+    return json_response(policy.model_dump())
 
 
 @routes.put("/v1/policy")

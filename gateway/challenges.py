@@ -23,6 +23,7 @@ from gateway.bodies import CreateChallenge, read_body
 from gateway.endings import respond_to_end
 from gateway.outcomes import create_refused
 from gateway.problems import ProblemError
+from gateway.responses import dumps, json_response
 from gateway.services import Services, services, tag_request
 from gateway.sockets import CleanClosingWebSocket, client_left, listen_to_client, websocket_route
 from gateway.waiters import RESYNC, Inbox
@@ -76,7 +77,7 @@ async def create_challenge(request: web.Request) -> web.Response:
     deduplicated = outcome.result is CreateResult.DEDUPLICATED
     tag_request(request, challenge_id=outcome.record.id)
     body_out = _created_body(svc, outcome.record, deduplicated=deduplicated, now_ms=svc.now_ms())
-    return web.json_response(body_out, status=200 if deduplicated else 201)
+    return json_response(body_out, status=200 if deduplicated else 201)
 
 
 async def authorized_challenge(request: web.Request) -> ChallengeRecord:
@@ -122,7 +123,7 @@ async def get_challenge(request: web.Request) -> web.Response:
     if wait > 0 and effective_status(record, svc.now_ms()) == "pending":
         record = await _wait_for_end(svc, record, wait)
     record = await confirmed(svc, record)
-    return web.json_response(portal_view(record, svc.now_ms()))
+    return json_response(portal_view(record, svc.now_ms()))
 
 
 #: ended states that follow from the record alone and need no confirmation
@@ -228,7 +229,9 @@ async def _stream_challenge(
     record: ChallengeRecord,
 ) -> None:
     record = await confirmed(svc, record)
-    await ws.send_json({"type": "snapshot", "challenge": portal_view(record, svc.now_ms())})
+    await ws.send_json(
+        {"type": "snapshot", "challenge": portal_view(record, svc.now_ms())}, dumps=dumps
+    )
     # The reader's end arrives through the same inbox, so an idle socket waits on one
     # inbox.get() under a timer instead of a getter task plus asyncio.wait per wake-up.
     listen_to_client(ws, inbox)
@@ -249,7 +252,9 @@ async def _stream_challenge(
                 continue
             if effective_status(record, svc.now_ms()) == "pending":
                 continue  # a failover took the end back: wait on
-            await ws.send_json({"type": "result", "challenge": portal_view(record, now_ms)})
+            await ws.send_json(
+                {"type": "result", "challenge": portal_view(record, now_ms)}, dumps=dumps
+            )
             await ws.close(code=WSCloseCode.OK)
             return
         until_expiry = max(0.0, (record.expires_at_ms - now_ms) / 1000) + 0.05
@@ -265,7 +270,7 @@ async def _stream_challenge(
         if client_left(ws, message):
             return
         if message in PROGRESS_MESSAGES:
-            await ws.send_json({"type": message})
+            await ws.send_json({"type": message}, dumps=dumps)
             continue
         ended = ended_record(message)
         if ended is not None:

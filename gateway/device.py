@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from aiohttp import web
 from webauthn import verify_authentication_response
 from webauthn.helpers import base64url_to_bytes
@@ -20,6 +18,7 @@ from gateway.bodies import DeviceResponse, NoBody, PushToken, read_body
 from gateway.endings import respond_to_end
 from gateway.outcomes import end_refused, ensure_pending
 from gateway.problems import ProblemError
+from gateway.responses import dumps, json_response
 from gateway.services import Services, services, tag_request
 from gateway.sockets import CleanClosingWebSocket, client_left, listen_to_client, websocket_route
 from gateway.waiters import RESYNC, Inbox
@@ -42,7 +41,7 @@ async def list_device_challenges(request: web.Request) -> web.Response:
     device = await require_device(request)
     svc = services(request)
     records = await svc.challenges.pending_for_user(device.tenant, device.user_id, svc.now_ms())
-    return web.json_response({"items": [device_view(r) for r in records]})
+    return json_response({"items": [device_view(r) for r in records]})
 
 
 @routes.get("/v1/device/challenges/{challenge_id}")
@@ -57,7 +56,7 @@ async def get_device_challenge(request: web.Request) -> web.Response:
     body["status"] = effective_status(record, now_ms)
     if body["status"] == "pending" and record.seen_at_ms is None:
         await svc.challenges.mark(record.id, Progress.SEEN, device_id=device.id)
-    return web.json_response(body)
+    return json_response(body)
 
 
 @routes.post("/v1/device/challenges/{challenge_id}/ack")
@@ -169,7 +168,7 @@ async def _first_snapshot(svc: Services, device: DeviceRecord) -> tuple[DeviceRe
 
 async def _snapshot(svc: Services, device: DeviceRecord) -> str:
     records = await svc.challenges.pending_for_user(device.tenant, device.user_id, svc.now_ms())
-    return json.dumps({"type": "snapshot", "items": [device_view(r) for r in records]})
+    return dumps({"type": "snapshot", "items": [device_view(r) for r in records]})
 
 
 async def _relay(

@@ -7,6 +7,7 @@ from aiohttp import web
 from approvals.challenge import portal_view
 from approvals.store.challenges import EndOutcome
 from gateway.outcomes import END_REFUSALS, end_refused
+from gateway.responses import json_response
 from gateway.services import Services
 
 
@@ -17,4 +18,4 @@ def respond_to_end(svc: Services, outcome: EndOutcome, *, counted: str) -> web.R
         raise end_refused(outcome.result, record.status if record is not None else "ended")
     assert record is not None  # the scripts return the record with every other result
     svc.metrics.challenges.labels(counted).inc()
-    return web.json_response(portal_view(record, svc.now_ms()))
+    return json_response(portal_view(record, svc.now_ms()))

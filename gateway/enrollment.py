@@ -32,6 +32,7 @@ from approvals.totp import qr_svg
 from gateway.auth import require_key
 from gateway.bodies import Enroll, EnrollOptions, NoBody, path_user_id, read_body
 from gateway.problems import ProblemError
+from gateway.responses import json_response
 from gateway.services import Services, services, tag_request
 
 routes = web.RouteTableDef()
@@ -66,7 +67,7 @@ async def start_push_enrollment(request: web.Request) -> web.Response:
         "qr_svg": qr_svg(url, title="Scan with your authenticator app to enroll"),
         "expires_at": rfc3339(now_ms + ENROLLMENT_CODE_TTL_SECONDS * 1000),
     }
-    return web.json_response(body, status=201)
+    return json_response(body, status=201)
 
 
 async def _enrollment(svc: Services, code: str) -> tuple[int, str, dict[str, str]]:
@@ -110,7 +111,7 @@ async def enrollment_options(request: web.Request) -> web.Response:
     )
     if not offered:
         raise ProblemError("enrollment_code_invalid", "unknown, used or expired enrollment code")
-    return web.json_response(json.loads(options_to_json(options)))
+    return json_response(json.loads(options_to_json(options)))
 
 
 def _client_challenge(credential: dict[str, Any]) -> str:
@@ -168,7 +169,7 @@ async def enroll_device(request: web.Request) -> web.Response:
     if not consumed:
         raise ProblemError("enrollment_code_invalid", "the enrollment code was already used")
     tag_request(request, tenant=record["tenant"])
-    return web.json_response(
+    return json_response(
         {"device_id": device_id, "device_secret": device_secret, "user_id": record["user_id"]},
         status=201,
     )

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from gateway.auth import require_key
 from gateway.problems import ProblemError
+from gateway.responses import json_response
 from gateway.services import services, tag_request
 
 routes = web.RouteTableDef()
@@ -37,4 +38,4 @@ async def list_events(request: web.Request) -> web.Response:
     limit = int(raw_limit)
     items = await services(request).events.page(identity.tenant, after, limit)
     next_id = items[-1]["id"] if len(items) == limit else None
-    return web.json_response({"items": items, "next": next_id})
+    return json_response({"items": items, "next": next_id})

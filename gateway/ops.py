@@ -9,6 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
 from gateway.openapi import openapi_document
+from gateway.responses import json_response
 from gateway.services import services
 
 routes = web.RouteTableDef()
@@ -17,7 +18,7 @@ routes = web.RouteTableDef()
 @routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
     """The process is alive (no dependency checks)."""
-    return web.json_response({"status": "ok"})
+    return json_response({"status": "ok"})
 
 
 @routes.get("/readyz")
@@ -30,7 +31,7 @@ async def readyz(request: web.Request) -> web.Response:
     except (RedisError, OSError, TimeoutError):
         checks["redis"] = False
     ready = bool(checks["redis"]) and bool(checks["pubsub"]) and not svc.draining
-    return web.json_response(
+    return json_response(
         {"status": "ready" if ready else "unavailable", "checks": checks},
         status=200 if ready else 503,
         headers=None if ready else {"Retry-After": "1"},
@@ -50,4 +51,4 @@ async def metrics(request: web.Request) -> web.Response:
 @routes.get("/openapi.json")
 async def openapi(request: web.Request) -> web.Response:
     """The OpenAPI 3.1 description of every route."""
-    return web.json_response(openapi_document(services(request).settings.public_url))
+    return json_response(openapi_document(services(request).settings.public_url))

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, Final
 
 from aiohttp import web
+
+from gateway.responses import dumps
 
 PROBLEM_TYPE_BASE: Final = "https://pushgate.dev/problems/"
 
@@ -77,7 +78,7 @@ def problem_response(error: ProblemError, request_id: str) -> web.Response:
     body = problem_body(error.code, error.detail, request_id, error.status, **error.extra)
     return web.Response(
         status=error.status,
-        text=json.dumps(body),
+        text=dumps(body),
         content_type="application/problem+json",
         headers=error.headers,
     )

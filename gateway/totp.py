@@ -25,6 +25,7 @@ from gateway.bodies import NoBody, TotpCode, TotpConfirm, path_user_id, read_bod
 from gateway.endings import respond_to_end
 from gateway.outcomes import ensure_pending, totp_refused
 from gateway.problems import ProblemError
+from gateway.responses import json_response
 from gateway.services import Services, services, tag_request
 from policies.decide import attempt_limit, lock_retry_after
 
@@ -143,7 +144,7 @@ async def enroll_totp(request: web.Request) -> web.Response:
     if outcome.result is not TotpResult.OK:
         raise _refusal(outcome, svc.clock())
     account = (record or {}).get("email") or user_id
-    return web.json_response(_enrollment(svc, secret, account), status=201)
+    return json_response(_enrollment(svc, secret, account), status=201)
 
 
 @routes.post("/v1/users/{user_id}/totp/confirm")
@@ -169,7 +170,7 @@ async def confirm_totp(request: web.Request) -> web.Response:
             identity.tenant, user_id, sealed=sealed, steps=steps, now_ms=int(now * 1000)
         )
         if outcome.result is TotpResult.OK:
-            return web.json_response({"status": "active"})
+            return json_response({"status": "active"})
         if outcome.result is TotpResult.INVALID and malformed:
             raise ProblemError("code_malformed", "a code is exactly six digits 0-9")
         if outcome.result is TotpResult.INVALID:
@@ -190,7 +191,7 @@ async def verify_totp(request: web.Request) -> web.Response:
     svc = services(request)
     tag_request(request, tenant=identity.tenant)
     await _attempt(svc, identity.tenant, user_id, body.code, purpose="verify")
-    return web.json_response({"result": "allow"})
+    return json_response({"result": "allow"})
 
 
 @routes.post("/v1/challenges/{challenge_id}/totp")
@@ -237,7 +238,7 @@ async def reset_totp(request: web.Request) -> web.Response:
     await _attempt(svc, identity.tenant, user_id, body.code, purpose="reset", new_sealed=sealed)
     record, _ = await svc.users.get(identity.tenant, user_id)
     account = (record or {}).get("email") or user_id
-    return web.json_response(_enrollment(svc, secret, account), status=201)
+    return json_response(_enrollment(svc, secret, account), status=201)
 
 
 @routes.delete("/v1/users/{user_id}/totp")

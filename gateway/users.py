@@ -11,6 +11,7 @@ from approvals.records import DeviceRecord
 from gateway.auth import require_key
 from gateway.bodies import PutUser, path_user_id, read_body
 from gateway.problems import ProblemError
+from gateway.responses import json_response
 from gateway.services import services
 from gateway.views import user_view
 
@@ -36,7 +37,7 @@ async def put_user(request: web.Request) -> web.Response:
     )
     _, devices = await svc.users.get(identity.tenant, user_id)
     view = user_view(record, devices, policy, svc.clock())
-    return web.json_response(view, status=201 if created else 200)
+    return json_response(view, status=201 if created else 200)
 
 
 @routes.get("/v1/users/{user_id}")
@@ -49,7 +50,7 @@ async def get_user(request: web.Request) -> web.Response:
     if record is None:
         raise ProblemError("not_found", "no such user")
     policy = await svc.policy_cache.get(identity.tenant)
-    return web.json_response(user_view(record, devices, policy, svc.clock()))
+    return json_response(user_view(record, devices, policy, svc.clock()))
 
 
 def device_summary(record: DeviceRecord) -> dict[str, Any]:
@@ -72,7 +73,7 @@ async def list_devices(request: web.Request) -> web.Response:
     user_id = path_user_id(request)
     svc = services(request)
     records = await svc.devices.list_for_user(identity.tenant, user_id)
-    return web.json_response({"items": [device_summary(r) for r in records]})
+    return json_response({"items": [device_summary(r) for r in records]})
 
 
 @routes.delete("/v1/users/{user_id}/devices/{device_id}")

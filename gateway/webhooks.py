@@ -12,6 +12,7 @@ from approvals.store.webhooks import Webhook, secret_context
 from gateway.auth import require_key
 from gateway.bodies import PutWebhook, read_body
 from gateway.problems import ProblemError
+from gateway.responses import json_response
 from gateway.services import services, tag_request
 
 routes = web.RouteTableDef()
@@ -56,7 +57,7 @@ async def put_webhook(request: web.Request) -> web.Response:
         raise ProblemError("not_found", "the webhook was removed meanwhile")
     view = _webhook_view(hook, await svc.webhooks.queued(identity.tenant))
     view["secret"] = signing_secret
-    return web.json_response(view, status=200 if replaced else 201)
+    return json_response(view, status=200 if replaced else 201)
 
 
 @routes.get("/v1/webhooks")
@@ -67,7 +68,7 @@ async def get_webhook(request: web.Request) -> web.Response:
     hook = await svc.webhooks.get(identity.tenant)
     if hook is None:
         raise ProblemError("not_found", "no webhook is set")
-    return web.json_response(_webhook_view(hook, await svc.webhooks.queued(identity.tenant)))
+    return json_response(_webhook_view(hook, await svc.webhooks.queued(identity.tenant)))
 
 
 @routes.delete("/v1/webhooks")
