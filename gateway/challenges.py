@@ -222,6 +222,25 @@ async def _reread(svc: Services, record: ChallengeRecord) -> ChallengeRecord:
     return await svc.challenges.get(record.id) or record
 
 
+#: the context of a waiting socket's slim record (shared: one dict for every waiting socket)
+_WAITING_CONTEXT: dict[str, Any] = {}
+
+
+def _waiting(record: ChallengeRecord) -> ChallengeRecord:
+    """What a socket keeps while it waits: enough to time, record and confirm the expiry
+    (about 1 KB less per idle socket); the full record comes with the end or a re-read."""
+    if record.context is _WAITING_CONTEXT:
+        return record
+    return ChallengeRecord(
+        record.id,
+        tenant=record.tenant,
+        user_id=record.user_id,
+        context=_WAITING_CONTEXT,
+        status=record.status,
+        expires_at_ms=record.expires_at_ms,
+    )
+
+
 async def _stream_challenge(
     svc: Services,
     ws: CleanClosingWebSocket,
@@ -242,6 +261,9 @@ async def _stream_challenge(
         now_ms = svc.now_ms()
         if effective_status(record, now_ms) != "pending":
             record = await _settle_expiry(svc, record)
+            if record.context is _WAITING_CONTEXT:  # the expiry step found the record gone
+                await ws.close(code=WSCloseCode.OK)
+                return
             try:
                 record = await confirmed(svc, record)
             except RedisError:
@@ -257,6 +279,7 @@ async def _stream_challenge(
             )
             await ws.close(code=WSCloseCode.OK)
             return
+        record = _waiting(record)
         until_expiry = max(0.0, (record.expires_at_ms - now_ms) / 1000) + 0.05
         if stale:
             until_expiry = min(until_expiry, REREAD_SECONDS)

@@ -145,7 +145,9 @@ def websocket_route(
             gauge = svc.metrics.open_websockets.labels(kind)
             gauge.inc()
             try:
-                await relay(svc, ws, inbox, first)
+                relaying = relay(svc, ws, inbox, first)
+                del first  # the relay may keep less of it while it waits
+                await relaying
             except (ConnectionResetError, RuntimeError) as exc:
                 log.info(gone, error=str(exc))
             except RedisError:
