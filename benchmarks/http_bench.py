@@ -74,8 +74,8 @@ async def run_p1(ctx: Context) -> dict[str, Any]:
                 f"  P1 round {round_no + 1} {name}: {result.rate:,.0f}/s, {cpu_us:.0f} µs CPU/req"
             )
     out: dict[str, Any] = {"runs": runs}
-    for level in ("info", "warning", "hello_redis"):
-        name = level if level == "hello_redis" else f"create_{level}"
+    for level in ("info", "warning", "hello_redis", "floor_create"):
+        name = level if level in ("hello_redis", "floor_create") else f"create_{level}"
         pairs = list(zip(runs[name], runs["hello"], strict=True))
         out[f"ratio_{level}"] = stats.ratio_summary([c["rate"] / h["rate"] for c, h in pairs])
         out[f"cpu_ratio_{level}"] = stats.ratio_summary(

@@ -80,6 +80,14 @@ def _p1_rows(p1: dict[str, Any], rtt: dict[str, Any] | None) -> list[str]:
             f"| {p1['floor_create_cpu_us']:.0f} µs CPU/req ({p1['floor_create_rate']:,.0f} req/s) "
             f"| {_r(floor)} | ≤ 1.5 | {_ok(floor['median'] <= 1.5)} |"
         )
+    if "ratio_floor_create" in p1:
+        rows.append(
+            "| P1 ceiling: the P1f floor route ÷ hello-world (what a create route costing no more "
+            f"than its floor would reach) | {p1['floor_create_rate']:,.0f} req/s, "
+            f"{p1['floor_create_cpu_us']:.0f} µs CPU/req | {hello} "
+            f"| {_r(p1['ratio_floor_create'])} (CPU: {_r(p1['cpu_ratio_floor_create'])}) "
+            "| (diagnostic) | |"
+        )
     if "ratio_hello_redis" in p1:
         rows.append(
             "| P1 floor: hello-world + one redis-py SET ÷ hello-world "
