@@ -344,6 +344,14 @@ def test_pushes_older_than_the_window_do_not_count(
     assert push_allowed(sent, 0, policy, now=now) == PushVerdict.ALLOWED
 
 
+@given(policy=policies(), now=times, ahead=st.lists(st.floats(0.001, 3600.0), max_size=20))
+def test_sends_stamped_after_now_count_toward_the_window(
+    policy: Policy, now: float, ahead: list[float]
+) -> None:
+    """A send stamped later than now (a clock that stepped back) still counts: fail closed."""
+    assert pushes_in_window([now + a for a in ahead], policy, now) == len(ahead)
+
+
 @given(policy=policies(), unanswered=st.integers(0, 200))
 def test_unanswered_cap_allows_up_to_max(policy: Policy, unanswered: int) -> None:
     """One more push is allowed while fewer than max_unanswered_pushes are unanswered."""
