@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
-from approvals.records import ChallengeRecord
+from approvals.records import ChallengeRecord, Hash, as_challenge
 
 Status = Literal["pending", "approved", "denied", "fraud", "expired", "cancelled"]
 Reason = Literal["number_mismatch", "user_denied", "fraud_reported", "ttl", "portal_cancelled"]
@@ -22,8 +22,9 @@ def can_transition(current: str, target: str) -> bool:
     return current == PENDING and target in TERMINAL
 
 
-def effective_status(record: ChallengeRecord, now_ms: int) -> str:
+def effective_status(record: ChallengeRecord | Hash, now_ms: int) -> str:
     """The status a reader sees: a pending challenge past its deadline reads ``expired``."""
+    record = as_challenge(record)
     if record.status == PENDING and now_ms >= record.expires_at_ms:
         return "expired"
     return record.status
@@ -48,8 +49,9 @@ def rfc3339(ms: int | str | None) -> str | None:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def portal_view(record: ChallengeRecord, now_ms: int) -> dict[str, Any]:
+def portal_view(record: ChallengeRecord | Hash, now_ms: int) -> dict[str, Any]:
     """What the portal sees (includes the number to display, never any secret)."""
+    record = as_challenge(record)
     status = effective_status(record, now_ms)
     reason = record.reason or None
     if status == "expired" and reason is None:
@@ -93,8 +95,9 @@ def device_message(channel_message: str) -> str:
     return json.dumps({"type": "challenge", "challenge": challenge})
 
 
-def device_view(record: ChallengeRecord) -> dict[str, Any]:
+def device_view(record: ChallengeRecord | Hash) -> dict[str, Any]:
     """What a device sees: enough to show and sign the prompt, never the number."""
+    record = as_challenge(record)
     return {
         "id": record.id,
         "app_name": record.app_name,

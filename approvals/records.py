@@ -86,6 +86,11 @@ class ChallengeRecord:
         )
 
 
+def as_challenge(record: ChallengeRecord | Hash) -> ChallengeRecord:
+    """A challenge record, read from its hash fields when given those."""
+    return record if isinstance(record, ChallengeRecord) else ChallengeRecord.from_hash(record)
+
+
 @dataclass(frozen=True, slots=True)
 class DeviceRecord:
     """One enrolled device (SPEC §4). Times are epoch milliseconds; None = never."""

@@ -92,6 +92,23 @@ def test_device_view_never_contains_the_number() -> None:
     assert portal_view(record, 2500)["reason"] == "ttl"
 
 
+def test_views_read_a_records_hash_fields_as_the_record_itself() -> None:
+    """A view given the hash fields answers as for the typed record read from them."""
+    fields = {
+        "id": "ch0001abc", "tenant": "acme", "user_id": "alice", "resource": "vpn",
+        "app_name": "VPN", "ctx": '{"location": "Berlin, DE"}', "nm": "1", "number": "47",
+        "nonce": "n0", "status": "pending", "created_at": "1000", "expires_at": "2000",
+        "devices": "2", "seen_at": "1200",
+    }  # fmt: skip
+    record = ChallengeRecord.from_hash(fields)
+    assert (record.number_matching, record.devices, record.seen_at_ms) == (True, 2, 1200)
+    assert record.context == {"location": "Berlin, DE"}
+    for now in (1500, 2500):
+        assert portal_view(fields, now) == portal_view(record, now)
+        assert effective_status(fields, now) == effective_status(record, now)
+    assert device_view(fields) == device_view(record)
+
+
 def test_in_app_record_message_goes_out_as_the_device_view() -> None:
     """A new challenge published as record fields reaches the app as its device view, no number."""
     record = {
