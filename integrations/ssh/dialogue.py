@@ -185,7 +185,18 @@ class Dialogue:
         deadline = time.monotonic() + min(ttl + 5, self.config.answer_timeout_seconds)
         waiting = Waiting(self.gateway, challenge_id, deadline)
         app_name = str(created.get("app_name") or "")
-        self.conv.say(say.request_sent(created, app_name))
+        try:
+            self.conv.say(say.request_sent(created, app_name))
+            return self._turns(challenge_id, waiting, ttl, more_requests=more_requests)
+        except KeyboardInterrupt:  # Ctrl-C wherever it lands (a line, an HTTP call) cancels
+            self.gateway.cancel(challenge_id)
+            self.conv.warn(say.CANCELLED)
+            return self._outcome(False, "cancelled", challenge_id)
+
+    def _turns(
+        self, challenge_id: str, waiting: Waiting, ttl: int, *, more_requests: bool
+    ) -> Verdict | None:
+        """The user's turns at the waiting line: the phone's answer, typed codes, Enter."""
         tries = 0
         for _ in range(_MAX_TURNS):
             try:

@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from types import FrameType
 
 from . import messages as say
 from .authlog import Syslog
@@ -51,9 +52,16 @@ def invoking_user(requested: str | None = None) -> str:
     return pwd.getpwuid(uid).pw_name
 
 
+def _interrupt_once(signum: int, frame: FrameType | None) -> None:
+    """The first Ctrl-C interrupts the dialogue; later ones (sudo may relay the terminal's
+    too) are ignored, so they cannot cut short the request's cancellation."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
 def verify(config_path: str, user: str | None = None) -> int:
     """The dialogue for the invoking user on this terminal; 0 only when approved."""
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C cancels, even under sudo
+    signal.signal(signal.SIGINT, _interrupt_once)  # Ctrl-C cancels, even under sudo
     conversation = conversation_for_stdio()
     local_user = invoking_user(user)
     try:

@@ -1,12 +1,21 @@
-"""Pieces of the SSH sign-in dialogue that need no gateway: the request context and the lines."""
+"""Pieces of the SSH sign-in dialogue that need no gateway: the request context, the lines and
+Ctrl-C."""
 
 from __future__ import annotations
+
+import io
+import signal
+from typing import cast
 
 import pytest
 
 from integrations.ssh import messages
-from integrations.ssh.client import Problem
-from integrations.ssh.dialogue import request_context
+from integrations.ssh.authlog import Syslog
+from integrations.ssh.client import Gateway, Problem
+from integrations.ssh.config import SshConfig
+from integrations.ssh.dialogue import Dialogue, Login, Verdict, request_context
+from integrations.ssh.forcecommand import _interrupt_once
+from integrations.ssh.terminal import StreamConversation
 
 
 @pytest.mark.parametrize(
@@ -67,3 +76,59 @@ def test_a_lock_without_an_end_asks_for_the_administrator() -> None:
     )
     ended = Problem(423, {"code": "user_locked", "detail": "the enrollment period ended"}, None)
     assert "ran out" in messages.refused_problem(ended)
+
+
+class _GatewayThatCreates:
+    """Creates one challenge and records cancellations."""
+
+    def __init__(self) -> None:
+        self.cancelled: list[str] = []
+
+    def create_challenge(self, *_: object) -> dict[str, object]:
+        return {
+            "id": "ch1",
+            "number": "47",
+            "devices": 1,
+            "created_at": "2026-11-30T06:00:00Z",
+            "expires_at": "2026-11-30T06:01:00Z",
+        }
+
+    def cancel(self, challenge_id: str) -> None:
+        self.cancelled.append(challenge_id)
+
+
+class _CtrlCOnTheRequestLine(StreamConversation):
+    """Ctrl-C arrives while the request line is being written, before the wait begins."""
+
+    def say(self, text: str) -> None:
+        if text.startswith("Sign-in request"):
+            raise KeyboardInterrupt
+        super().say(text)
+
+
+def test_ctrl_c_outside_the_wait_still_cancels_the_request() -> None:
+    """Wherever Ctrl-C lands once the request exists, the request is cancelled on pushgate."""
+    gateway = _GatewayThatCreates()
+    terminal = io.StringIO()
+    conversation = _CtrlCOnTheRequestLine(terminal)
+    dialogue = Dialogue(
+        SshConfig(url="https://pushgate.test", api_key="k"),
+        cast(Gateway, gateway),
+        conversation,
+        Syslog("/nonexistent/log"),
+        Login(local_user="alice", service="SSH"),
+    )
+    assert dialogue.run() == Verdict(False, "cancelled")
+    assert gateway.cancelled == ["ch1"]
+    assert messages.CANCELLED in terminal.getvalue()
+
+
+def test_only_the_first_ctrl_c_interrupts_the_forcecommand_check() -> None:
+    """A second Ctrl-C (sudo relays the terminal's too) cannot cut the cancellation short."""
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _interrupt_once(signal.SIGINT, None)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
