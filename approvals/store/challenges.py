@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from approvals.events import Progress
 from approvals.ids import shard_of
 from approvals.records import ChallengeRecord
@@ -95,9 +97,10 @@ class ChallengeStore:
                 keys.expiry_index(shard),
                 uk.devices,
             ],
-            # one JSON array of strings: one argument for redis-py to encode instead of 18
+            # one JSON array of strings (orjson, UTF-8 as is): one argument for redis-py to
+            # encode instead of 18
             [
-                json.dumps(
+                orjson.dumps(
                     [
                         str(self._b.shift_ms),
                         new.challenge_id,
@@ -117,9 +120,7 @@ class ChallengeStore:
                         new.nonce,
                         str(self._b.jobs_maxlen),
                         str(self._b.outbox_maxlen),
-                    ],
-                    separators=(",", ":"),
-                    ensure_ascii=False,  # the script stores the texts' bytes as they are
+                    ]
                 )
             ],
         )
