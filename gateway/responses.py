@@ -1,7 +1,8 @@
-"""JSON bodies: one fast serializer (orjson) for every response and websocket frame.
+"""JSON bodies: one fast serializer (orjson) for responses and websocket frames.
 
 orjson encodes a portal view in about a tenth of the standard library's time; its output is
 compact and UTF-8 (the standard library's escapes non-ASCII), which is the same JSON.
+problem+json bodies keep the standard library's bytes (``gateway/problems.py``).
 """
 
 from __future__ import annotations
