@@ -97,16 +97,28 @@ async def _echo_once(ws: aiohttp.ClientWebSocketResponse) -> float:
     return (time.perf_counter() - started) * 1000
 
 
+async def _hello_redis_once(session: aiohttp.ClientSession, baseline: stack.Server) -> float:
+    """One ``POST /hello-redis`` (an HTTP request with one Redis round trip behind it)."""
+    started = time.perf_counter()
+    async with session.post(baseline.url + "/hello-redis", data=b"{}") as resp:
+        await resp.read()
+        if resp.status != 200:
+            raise RuntimeError(f"/hello-redis: {resp.status}")
+    return (time.perf_counter() - started) * 1000
+
+
 async def paired_samples(
     ctx: Context, gateway: stack.Server, baseline: stack.Server, count: int
 ) -> dict[str, Any]:
-    """Approve -> ``result`` samples interleaved one-for-one with echo round trips, so a
-    noisy moment on the machine hits both distributions alike."""
+    """Approve -> ``result`` samples interleaved one-for-one with echo round trips (and, as
+    a floor for the device's request, an HTTP request with one Redis round trip), so a
+    noisy moment on the machine hits every distribution alike."""
     users = ctx.tenant.users["latency"]
     await stack.reset_fatigue(ctx.redis_url, ctx.tenant, users)
     to_result: list[float] = []
     to_response: list[float] = []
     echoes: list[float] = []
+    hello_redis: list[float] = []
     before = await handler_seconds(ctx.session, gateway)
     async with ctx.session.ws_connect(baseline.ws_url + "/ws/echo", heartbeat=None) as ws:
         for _ in range(20):  # warm-up
@@ -117,6 +129,7 @@ async def paired_samples(
             to_response.append(response_ms)
             await asyncio.sleep(0.01)  # let the gateway finish closing before the echo
             echoes.append(await _echo_once(ws))
+            hello_redis.append(await _hello_redis_once(ctx.session, baseline))
     after = await handler_seconds(ctx.session, gateway)
     spent = after[ANSWER_ROUTE][0] - before.get(ANSWER_ROUTE, [0.0, 0.0])[0]
     answered = after[ANSWER_ROUTE][1] - before.get(ANSWER_ROUTE, [0.0, 0.0])[1]
@@ -125,4 +138,5 @@ async def paired_samples(
         "approve_http_response_ms": stats.latency_summary(to_response),
         "answer_handler_mean_ms": round(spent / max(answered, 1) * 1000, 3),
         "echo_ms": stats.latency_summary(echoes),
+        "hello_redis_ms": stats.latency_summary(hello_redis),
     }

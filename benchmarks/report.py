@@ -142,6 +142,14 @@ def _push_rows(push: dict[str, Any], p1: dict[str, Any] | None) -> list[str]:
     return rows
 
 
+def _hello_redis(sample: dict[str, Any]) -> str:
+    """The floor of the device's request: an HTTP request with one Redis round trip."""
+    floor = sample.get("hello_redis_ms")
+    if not floor:
+        return ""
+    return f"POST /hello-redis p50 {floor['p50']:.2f} / p99 {floor['p99']:.2f} ms"
+
+
 def _idle_rows(idle: dict[str, Any]) -> list[str]:
     rows = []
     raw = idle["raw"]
@@ -153,7 +161,8 @@ def _idle_rows(idle: dict[str, Any]) -> list[str]:
             f"{int(key):,} idle sockets "
             f"| p50 {approve['approve_to_result_ms']['p50']:.2f} / "
             f"p99 {p3['approve_p99_ms']:.2f} ms "
-            f"| echo p50 {approve['echo_ms']['p50']:.3f} / p99 {p3['echo_p99_ms']:.3f} ms "
+            f"| echo p50 {approve['echo_ms']['p50']:.3f} / p99 {p3['echo_p99_ms']:.3f} ms"
+            f"{'; ' + _hello_redis(approve) if 'hello_redis_ms' in approve else ''} "
             f"| {p3['ratio']:.1f} | ≤ 3 | {_ok(p3['ratio'] <= 3)} |"
         )
     for key in sorted(idle["p3"], key=int):
@@ -163,7 +172,8 @@ def _idle_rows(idle: dict[str, Any]) -> list[str]:
         rows.append(
             f"| P3h device answer handler, mean (the gateway's own histogram), "
             f"{int(key):,} idle sockets | {handler:.2f} ms "
-            f"(answer's HTTP response p50 {response:.2f} ms) | | | ≤ 1 ms | {_ok(handler <= 1)} |"
+            f"(answer's HTTP response p50 {response:.2f} ms) | {_hello_redis(approve)} | "
+            f"| ≤ 1 ms | {_ok(handler <= 1)} |"
         )
     for key in sorted(idle["p4"], key=int):
         p4 = idle["p4"][key]
