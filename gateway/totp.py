@@ -27,7 +27,7 @@ from gateway.outcomes import ensure_pending, totp_refused
 from gateway.problems import ProblemError
 from gateway.responses import json_response
 from gateway.services import Services, services, tag_request
-from policies.decide import attempt_limit, lock_retry_after
+from policies.decide import attempt_limit, attempts_left, lock_retry_after
 
 routes = web.RouteTableDef()
 
@@ -109,7 +109,7 @@ async def _attempt(
         if outcome.result is TotpResult.OK:
             return
         if outcome.result is TotpResult.INVALID:
-            remaining = max(0, limit - outcome.failures)
+            remaining = attempts_left(limit, outcome.failures)
             if malformed:
                 raise ProblemError(
                     "code_malformed",

@@ -64,6 +64,11 @@ def lock_retry_after(locked_until: float | None, now: float) -> int | None:
     return max(1, math.ceil(locked_until - now))
 
 
+def attempts_left(limit: int, failures: int) -> int:
+    """Failed attempts still allowed after ``failures`` (0 once the limit is reached)."""
+    return max(0, limit - failures)
+
+
 @dataclass(frozen=True, slots=True)
 class FailedAttempt:
     """The outcome of one more failed TOTP attempt."""
@@ -80,7 +85,7 @@ def register_failure(
     success); a failure that reaches (or passes) the limit takes the lock."""
     limit = attempt_limit(policy, is_admin=is_admin)
     failures = failures_before + 1
-    remaining = max(0, limit - failures)
+    remaining = attempts_left(limit, failures)
     locked = lock_until(policy, now) if failures >= limit else None
     return FailedAttempt(failures=failures, attempts_remaining=remaining, locked_until=locked)
 
