@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -36,8 +37,35 @@ def find_server_binary() -> str:
     )
 
 
+#: where :func:`free_port` looks first: below the kernel's usual ephemeral range, so the port
+#: cannot be handed to an outgoing connection between this check and the server's bind
+LISTEN_PORTS = range(10_000, 32_768)
+
+
+def _ephemeral_ports() -> range:
+    """The kernel's range for outgoing connections (Linux), or the IANA default."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return range(int(low), int(high) + 1)
+    except (OSError, ValueError):
+        return range(49_152, 65_536)
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
+    """A TCP port on 127.0.0.1 that is free right now, outside the ephemeral range when one
+    is free there (a port from the ephemeral range may be taken by any connect() before the
+    server that was promised it binds)."""
+    ephemeral = _ephemeral_ports()
+    for _ in range(50):
+        port = random.choice(LISTEN_PORTS)
+        if port in ephemeral:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
