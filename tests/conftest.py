@@ -8,10 +8,16 @@ from collections.abc import Iterator
 
 import pytest
 import redis.asyncio as aioredis
+from hypothesis import settings as hypothesis_settings
 
 from approvals.store.clock import ServerClock
 from pushgate.embedded import EmbeddedRedis
 from pushgate.settings import Settings
+
+# Tests assert no timing: Hypothesis's per-example deadline (200 ms) would fail a property on a
+# machine busy with the rest of the suite, so it is off for every property test.
+hypothesis_settings.register_profile("pushgate", deadline=None)
+hypothesis_settings.load_profile("pushgate")
 
 TEST_SECRET_KEY = base64.b64encode(b"k" * 32).decode()
 ORIGIN = "http://localhost:8080"
