@@ -54,16 +54,14 @@ class ServerClock:
         work) would put this clock behind Redis's by half that wait for the next 30 s. The
         uncertainty left is half the shortest round trip, sub-millisecond on a LAN.
         """
-        best: tuple[float, float] | None = None  # (round trip, offset)
+        readings: list[tuple[float, float]] = []  # (round trip, offset)
         for _ in range(SYNC_SAMPLES):
             before = self.host()
             seconds, micros = await redis.time()
             after = self.host()
-            reading = (after - before, int(seconds) + int(micros) / 1e6 - (before + after) / 2)
-            if best is None or reading[0] < best[0]:
-                best = reading
-        assert best is not None
-        self.offset = best[1]
+            offset = int(seconds) + int(micros) / 1e6 - (before + after) / 2
+            readings.append((after - before, offset))
+        self.offset = min(readings)[1]
 
 
 async def first_sync(clock: ServerClock, redis: Any) -> bool:
