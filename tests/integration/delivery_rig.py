@@ -127,7 +127,6 @@ class Stack:
     fcm: StandinControl
     redis_url: str
     origin: str
-    tenant_id: str = ""
     phones: list[DeviceClient] = field(default_factory=list)
 
     async def worker(self, name: str, **settings: object) -> tuple[Process, int]:
@@ -216,7 +215,6 @@ async def stack(redis_url: str, cwd: Path, **settings: object) -> AsyncIterator[
                 StandinControl(session, fcm),
                 redis_url,
                 origin,
-                tenant_id=str(tenant["tenant_id"]),
             )
             try:
                 yield rig
